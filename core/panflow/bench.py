@@ -1,0 +1,47 @@
+"""``panflow bench``: run the benchmarks installed plugins register and write their results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import UnknownNameError
+from .plugins import get_registry
+from .scorecard import ScoreCard, hardware, write_result
+
+
+def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_dir: str | Path = "benchmarks/results",
+                   seed: int = 0, log=print) -> dict[str, Path]:
+    """Run each selected benchmark; write ``<out_dir>/<name>.json`` and ``.md``; return the JSON paths."""
+    reg = get_registry()
+    benches = reg.all("benchmark")
+    if domains:
+        known = {b.domain for b in benches} | {b.name for b in benches}
+        for d in domains:
+            if d not in known:
+                raise UnknownNameError("benchmark domain", d, known)
+        benches = [b for b in benches if b.domain in domains or b.name in domains]
+    if preset not in ("smoke", "small", "full"):
+        raise UnknownNameError("preset", preset, ["smoke", "small", "full"])
+    written: dict[str, Path] = {}
+    for b in benches:
+        log(f"[bench] {b.name} ({b.domain}, preset={preset}) ...")
+        t0 = time.perf_counter()
+        card: ScoreCard = b.run(preset=preset, out_dir=Path(out_dir), seed=seed)
+        wall = time.perf_counter() - t0
+        result: dict[str, Any] = {"benchmark": b.name, "plugin": b.plugin, "preset": preset, "seed": seed,
+                                  "wall_s": wall, **card.to_json()}
+        result["hardware"] = hardware()
+        md = f"# Benchmark `{b.name}` (preset `{preset}`, seed {seed})\n\n" + card.to_markdown()
+        for section in card.extra.get("markdown_sections", []):
+            md += "\n" + section + "\n"
+        md += f"\nWall time: {wall:.1f} s on {result['hardware']['processor']} " \
+              f"({result['hardware']['cpu_threads']} threads, torch {result['hardware']['torch']}).\n" \
+              f"Command: `panflow bench --domains {b.domain} --preset {preset} --out {out_dir}`\n"
+        jp, _ = write_result(out_dir, b.name, {k: v for k, v in result.items() if k != "markdown_sections"}, md)
+        failed = [x.name for x in card.bars if not x.passed]
+        log(f"[bench] {b.name}: {wall:.1f} s, bars {len(card.bars) - len(failed)}/{len(card.bars)} passed"
+            + (f" (failed: {', '.join(failed)})" if failed else "") + f" -> {jp}")
+        written[b.name] = jp
+    return written

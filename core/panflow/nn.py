@@ -1,0 +1,101 @@
+"""Building blocks shared by backbones of every domain (time embeddings, adaLN transformer)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal features of ``t: [B]`` (scaled by 1000) followed by a 2-layer MLP: ``[B, dim]``."""
+
+    def __init__(self, dim: int, freq_dim: int = 128, max_period: float = 10_000.0):
+        super().__init__()
+        half = freq_dim // 2
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * half, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.reshape(t.shape[0], -1)[:, 0] if t.dim() > 1 else t
+        args = 1000.0 * t.float()[:, None] * self.freqs[None]
+        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
+
+
+class LabelEmbedding(nn.Module):
+    """Class labels ``[B]`` in ``0..num_classes`` (``num_classes`` = null, for guidance): ``[B, dim]``."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes + 1, dim)
+
+    def forward(self, y: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        if y is None:
+            y = torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
+        return self.embed(y)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN: ``x · (1 + scale) + shift`` with ``shift, scale: [B, D]`` broadcast over tokens."""
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class AdaLNBlock(nn.Module):
+    """Pre-norm transformer block with adaLN-Zero conditioning (Peebles & Xie 2023).
+
+    ``x: [B, L, D]``, ``c: [B, D]``; ``causal`` masks attention to the past.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        nn.init.zeros_(self.ada[-1].weight)
+        nn.init.zeros_(self.ada[-1].bias)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, causal: bool = False,
+                key_padding: torch.Tensor | None = None) -> torch.Tensor:
+        b, l, d = x.shape
+        s1, g1, a1, s2, g2, a2 = self.ada(c).chunk(6, dim=-1)
+        h = modulate(self.norm1(x), s1, g1)
+        q, k, v = self.qkv(h).reshape(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        mask = None
+        if key_padding is not None:
+            mask = key_padding[:, None, None, :].bool()
+        att = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal and mask is None,
+            dropout_p=self.dropout if self.training else 0.0)
+        x = x + a1[:, None] * self.proj(att.transpose(1, 2).reshape(b, l, d))
+        x = x + a2[:, None] * self.mlp(modulate(self.norm2(x), s2, g2))
+        return x
+
+
+class AdaLNOutput(nn.Module):
+    """Final adaLN-modulated norm and zero-initialised projection to ``out_dim``."""
+
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+        self.out = nn.Linear(dim, out_dim)
+        for m in (self.ada[-1], self.out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.ada(c).chunk(2, dim=-1)
+        return self.out(modulate(self.norm(x), shift, scale))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
