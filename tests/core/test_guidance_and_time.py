@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from panflow import LogitNormalTime, ShiftedTime, UniformTime, cfg_field, make_time_sampler
+
+
+def _model(x, t, c):
+    return x * 0 + c.to(x.dtype)[:, None] * 2.0 + t[:, None]
+
+
+def test_cfg_reduces_to_unconditional_and_conditional():
+    x, t = torch.randn(6, 2), torch.rand(6)
+    cond, null = torch.full((6,), 3), torch.full((6,), 10)
+    torch.testing.assert_close(cfg_field(_model, cond, null, 0.0)(x, t), _model(x, t, null))
+    torch.testing.assert_close(cfg_field(_model, cond, null, 1.0)(x, t), _model(x, t, cond))
+    w = 2.5
+    expected = _model(x, t, null) + w * (_model(x, t, cond) - _model(x, t, null))
+    torch.testing.assert_close(cfg_field(_model, cond, null, w)(x, t), expected)
+
+
+def test_guidance_interval_uses_conditional_outside():
+    x = torch.randn(4, 2)
+    t = torch.tensor([0.1, 0.4, 0.6, 0.9])
+    cond, null = torch.full((4,), 1), torch.full((4,), 0)
+    out = cfg_field(_model, cond, null, 0.0, interval=(0.3, 0.7))(x, t)
+    torch.testing.assert_close(out[[0, 3]], _model(x, t, cond)[[0, 3]])
+    torch.testing.assert_close(out[[1, 2]], _model(x, t, null)[[1, 2]])
+
+
+@pytest.mark.parametrize("sampler", [UniformTime(), LogitNormalTime(0.5, 0.8), ShiftedTime(3.0)])
+def test_time_samplers_range_and_round_trip(sampler):
+    t = sampler.sample(10000, torch.Generator().manual_seed(0))
+    assert t.shape == (10000,) and float(t.min()) >= 0 and float(t.max()) <= 1
+    again = make_time_sampler(sampler.to_json())
+    torch.testing.assert_close(again.sample(100, torch.Generator().manual_seed(5)),
+                               sampler.sample(100, torch.Generator().manual_seed(5)))
+
+
+def test_time_sampler_distributions():
+    g = torch.Generator().manual_seed(0)
+    ln = LogitNormalTime(1.0, 0.5).sample(20000, g)
+    assert abs(float(torch.logit(ln).mean()) - 1.0) < 0.02 and abs(float(torch.logit(ln).std()) - 0.5) < 0.02
+    sh = ShiftedTime(3.0).sample(20000, g)
+    assert float(sh.mean()) < 0.4  # pushed towards noise
+    with pytest.raises(ValueError):
+        LogitNormalTime(0, -1)

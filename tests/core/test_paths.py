@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from panflow import AffinePath, make_schedule
+from panflow.errors import UnknownNameError
+from panflow.paths import PREDICTIONS
+
+SCHEDULES = ["linear", "cosine", "vp-linear", "vp-cosine", "vp-sigmoid"]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_conversions_round_trip(schedule):
+    path = AffinePath(schedule)
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.randn(64, 3, generator=g, dtype=torch.float64), torch.randn(64, 3, generator=g, dtype=torch.float64)
+    t = torch.rand(64, generator=g, dtype=torch.float64) * 0.98 + 0.01
+    x_t, _ = path.sample(x0, x1, t)
+    for src in PREDICTIONS:
+        pred = path.target(src, x0, x1, t)
+        for dst in PREDICTIONS:
+            out = path.convert(pred, src, dst, x_t, t)
+            torch.testing.assert_close(out, path.target(dst, x0, x1, t), rtol=1e-7, atol=1e-7)
+            back = path.convert(out, dst, src, x_t, t)
+            torch.testing.assert_close(back, pred, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_derivatives_match_finite_differences(schedule):
+    s = make_schedule(schedule)
+    t = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
+    h = 1e-6
+    torch.testing.assert_close(s.d_alpha(t), (s.alpha(t + h) - s.alpha(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s.d_sigma(t), (s.sigma(t + h) - s.sigma(t - h)) / (2 * h), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "vp-linear", "vp-cosine", "vp-sigmoid"])
+def test_variance_preserving(schedule):
+    s = make_schedule(schedule)
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    torch.testing.assert_close(s.alpha(t) ** 2 + s.sigma(t) ** 2, torch.ones_like(t))
+    assert float(s.alpha(torch.tensor(1.0, dtype=torch.float64))) == pytest.approx(1.0, abs=1e-6)  # t=1 is data
+    assert float(s.sigma(torch.tensor(0.0, dtype=torch.float64))) > 0.99  # t=0 is (nearly) pure noise
+
+
+def test_linear_path_endpoints_and_target():
+    path = AffinePath("linear")
+    x0, x1 = torch.randn(4, 2), torch.randn(4, 2)
+    xt, u = path.sample(x0, x1, torch.zeros(4))
+    torch.testing.assert_close(xt, x0)
+    xt, u = path.sample(x0, x1, torch.ones(4))
+    torch.testing.assert_close(xt, x1)
+    torch.testing.assert_close(u, x1 - x0)
+
+
+def test_per_element_time_broadcasts():
+    path = AffinePath("cosine")
+    x0, x1 = torch.randn(5, 7), torch.randn(5, 7)
+    t = torch.rand(5, 7)  # one time per token
+    xt, u = path.sample(x0, x1, t)
+    for j in range(7):
+        xj, uj = path.sample(x0[:, j:j + 1], x1[:, j:j + 1], t[:, j])
+        torch.testing.assert_close(xt[:, j:j + 1], xj)
+        torch.testing.assert_close(u[:, j:j + 1], uj)
+
+
+def test_unknown_names_suggest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'cosine'"):
+        make_schedule("cosin")
+    with pytest.raises(UnknownNameError, match="prediction target"):
+        AffinePath().target("score", torch.zeros(1), torch.zeros(1), torch.zeros(1))
