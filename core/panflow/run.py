@@ -18,7 +18,7 @@ from ._version import __version__
 from .checkpoint import find_checkpoint, load_contract, load_weights
 from .components import DataBundle, DatasetOptions, DataSpec, Domain, Encoder, Samples
 from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml
-from .errors import ConfigError, ContractError, DataError
+from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .objective import FlowObjective, SampleOptions
 from .plugins import get_registry, load_plugins
 from .registry import Registry
@@ -29,12 +29,10 @@ PRESETS = ("smoke", "small", "full")
 
 def build_config(domain: str, preset: str = "small", config_file: str | None = None,
                  overrides: list[str] | dict[str, Any] | None = None, dataset: str | None = None,
-                 data: str | None = None, backbone: str | None = None) -> RunConfig:
+                 data: str | None = None, backbone: str | None = None, registry: Registry | None = None) -> RunConfig:
     """Preset defaults < config file < explicit flags < ``--set`` overrides."""
-    dom = get_registry().domain(domain)
+    dom = (registry or get_registry()).domain(domain)
     if preset not in PRESETS:
-        from .errors import UnknownNameError
-
         raise UnknownNameError("preset", preset, PRESETS)
     cfg = RunConfig(domain=domain, preset=preset)
     apply_overrides(cfg, dict(dom.presets.get(preset, {})))

@@ -26,7 +26,7 @@ from .checkpoint import find_checkpoint, load_state, load_weights, save_checkpoi
 from .components import Samples
 from .config import TrainConfig
 from .ema import EMA
-from .errors import CheckpointError, ConfigError, NonFiniteError
+from .errors import CheckpointError, ConfigError, NonFiniteError, PanflowError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -62,7 +62,7 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
     raise ConfigError(f"unknown optimizer '{cfg.optimizer}' (adam | adamw)")
 
 
-class Interrupted(Exception):
+class Interrupted(PanflowError):
     """Raised inside the loop when SIGINT/SIGTERM arrived; a checkpoint has been written."""
 
 
@@ -184,8 +184,10 @@ class Trainer:
     def _on_signal(self, signum, frame) -> None:  # pragma: no cover - exercised in a subprocess test
         self._stop_signal = signum
 
-    def fit(self) -> list[dict]:
+    def fit(self, until: int | None = None) -> list[dict]:
+        """Train to ``cfg.steps`` (or stop early at step ``until``), checkpointing at the end."""
         cfg = self.cfg
+        last = cfg.steps if until is None else min(until, cfg.steps)
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -199,7 +201,7 @@ class Trainer:
             log_path.parent.mkdir(parents=True, exist_ok=True)
         t_last, s_last = time.perf_counter(), self.step
         try:
-            while self.step < cfg.steps:
+            while self.step < last:
                 loss, gn = self.train_step(self.step)
                 if not math.isfinite(loss):
                     self.bad_steps += 1

@@ -153,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.fn(args) or 0)
     except PanflowError as exc:
+        from ..trainer import Interrupted
+
+        if isinstance(exc, Interrupted):
+            print(f"panflow: {exc}", file=sys.stderr)
+            return 130
         print(f"panflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,200 @@
+"""Implementation of the conformance kit (see :mod:`panflow.testing`)."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..components import DatasetOptions, Samples
+from ..config import RunConfig
+from ..objective import SampleOptions
+from ..plugins import PluginManager, load_plugins
+from ..run import build_config, build_objective
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class ConformanceReport:
+    plugin: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+    def summary(self) -> str:
+        lines = [f"plugin '{self.plugin}': {len(self.results) - len(self.failures)}/{len(self.results)} checks passed"]
+        lines += [f"  FAIL {r.name}: {r.message}" for r in self.failures]
+        return "\n".join(lines)
+
+
+class _Checker:
+    def __init__(self, report: ConformanceReport):
+        self.report = report
+
+    def run(self, name: str, fn, *args) -> Any:
+        try:
+            out = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a report line
+            tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
+            self.report.results.append(CheckResult(name, False, f"{type(exc).__name__}: {exc} [{tb}]"))
+            return None
+        self.report.results.append(CheckResult(name, True))
+        return out
+
+
+def _manager_for(plugin: Any, name: str | None) -> tuple[PluginManager, str]:
+    if isinstance(plugin, str):
+        mgr = load_plugins()
+        if plugin not in mgr.plugins:
+            from ..errors import UnknownNameError
+
+            raise UnknownNameError("plugin", plugin, mgr.plugins)
+        return mgr, plugin
+    mgr = PluginManager()
+    pname = name or getattr(plugin, "name", None) or type(plugin).__name__.lower()
+    mgr.load_object(pname, plugin)
+    return mgr, pname
+
+
+def _smoke_config(reg, domain: str) -> RunConfig:
+    return build_config(domain, "smoke", registry=reg)
+
+
+def _check_domain(reg, dom) -> dict:
+    cfg = _smoke_config(reg, dom.name)
+    ds = reg.dataset(cfg.data.dataset, dom.name)
+    bundle = ds.load(DatasetOptions(None, cfg.data.val_fraction, cfg.data.seed, dict(cfg.data.options)))
+    if len(bundle.train) == 0 or len(bundle.val) == 0:
+        raise AssertionError(f"dataset '{ds.name}' gave {len(bundle.train)} train / {len(bundle.val)} val samples")
+    spec = dom.data_spec(bundle)
+    enc = dom.make_encoder(dict(cfg.encoder.options))
+    enc.fit(bundle.train)
+    x = bundle.val.x[:8]
+    back = enc.decode(enc.encode(x))
+    if back.shape != x.shape:
+        raise AssertionError(f"decode(encode(x)) has shape {tuple(back.shape)}, expected {tuple(x.shape)}")
+    if x.is_floating_point():
+        if not torch.allclose(back.float(), x.float(), atol=1e-4, rtol=1e-4):
+            raise AssertionError(f"encode→decode is not the identity (max error {float((back - x).abs().max()):.3g})")
+    elif not torch.equal(back, x):
+        raise AssertionError("encode→decode changed some tokens")
+    again = dom.load_encoder(enc.config(), enc.tensors())
+    if not torch.equal(again.encode(x), enc.encode(x)):
+        raise AssertionError("load_encoder(config(), tensors()) does not rebuild the same encoder")
+    return {"cfg": cfg, "bundle": bundle, "spec": enc.model_spec(spec), "encoder": enc}
+
+
+def _check_backbone(reg, bb, dom, ctx) -> None:
+    spec, cfg = ctx["spec"], ctx["cfg"]
+    opts = cfg.model.options if cfg.model.backbone == bb.name else {}
+    torch.manual_seed(0)
+    model = bb.build(spec, **opts)
+    x = ctx["encoder"].encode(ctx["bundle"].val.x[:4])
+    y = ctx["bundle"].val.y[:4] if ctx["bundle"].val.y is not None and spec.num_classes else None
+    out = model(x, torch.rand(4), y)
+    want = (*x.shape, spec.vocab_size) if spec.kind == "discrete" else tuple(x.shape)
+    if tuple(out.shape) != tuple(want):
+        raise AssertionError(f"backbone '{bb.name}' returned {tuple(out.shape)} for domain '{dom.name}', expected {want}")
+
+
+def _check_train_and_sample(reg, dom, ctx) -> None:
+    spec, cfg = ctx["spec"], ctx["cfg"]
+    bb = reg.backbone(cfg.model.backbone)
+    torch.manual_seed(0)
+    model = bb.build(spec, **cfg.model.options)
+    obj = build_objective(dom, cfg, spec)
+    train = ctx["bundle"].train.index(slice(0, 8))
+    data = Samples(ctx["encoder"].encode(train.x), train.y if spec.num_classes else None, train.mask)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = obj.loss(model, data, generator=torch.Generator().manual_seed(0))
+    if not torch.isfinite(loss):
+        raise AssertionError(f"one training step gave a non-finite loss ({float(loss)})")
+    loss.backward()
+    opt.step()
+    g = torch.Generator().manual_seed(0)
+    if obj.kind == "masked":
+        res = obj.generate(model, (2, *spec.shape), SampleOptions("ancestral", nfe=2), generator=g)
+    else:
+        cond = torch.zeros(2, dtype=torch.long) if spec.num_classes else None
+        res = obj.generate(model, (2, *spec.shape), SampleOptions("euler", nfe=2), cond, g)
+    if tuple(res.x.shape) != (2, *spec.shape):
+        raise AssertionError(f"sampling returned {tuple(res.x.shape)}, expected {(2, *spec.shape)}")
+    decoded = ctx["encoder"].decode(res.x)
+    if decoded.shape[0] != 2:
+        raise AssertionError("decoding samples lost the batch dimension")
+
+
+def _check_metric(reg, metric) -> None:
+    dom = reg.domain(metric.domain)
+    cfg = _smoke_config(reg, dom.name)
+    ds = reg.dataset(cfg.data.dataset, dom.name)
+    b = ds.load(DatasetOptions(None, cfg.data.val_fraction, cfg.data.seed, dict(cfg.data.options)))
+    n = min(len(b.train), len(b.val), 64)
+    real, fake = b.val.index(slice(0, n)), b.train.index(slice(0, n))
+    a, c = metric.fn(real, fake, seed=0), metric.fn(real, fake, seed=0)
+    if not isinstance(a, dict) or not a:
+        raise AssertionError(f"metric '{metric.name}' must return a non-empty dict of floats")
+    if a != c:
+        raise AssertionError(f"metric '{metric.name}' is not deterministic for a fixed seed: {a} vs {c}")
+
+
+def check_plugin(plugin: Any, name: str | None = None) -> ConformanceReport:
+    """Check a plugin object (loaded into a fresh manager) or an installed plugin by name."""
+    mgr, pname = _manager_for(plugin, name)
+    report = ConformanceReport(pname)
+    ck = _Checker(report)
+    info = mgr.plugins[pname]
+    report.results.append(CheckResult("registers cleanly", info.status == "loaded",
+                                      f"status {info.status}: {info.message}"))
+    if info.status != "loaded":
+        return report
+    reg = mgr.registry
+    contributed = info.contributes
+    if not any(contributed.values()):
+        report.results.append(CheckResult("contributes something", False, "the plugin registered no component"))
+    for kind, names in contributed.items():
+        for n in names:
+            report.results.append(CheckResult(f"{kind} '{n}' is well named", bool(NAME_RE.match(n)),
+                                              "names are lower-case letters, digits, '_', '-', '.'"))
+    for dname in contributed["domain"]:
+        dom = reg.domain(dname)
+        ctx = ck.run(f"domain '{dname}': smoke data loads and encode→decode round-trips", _check_domain, reg, dom)
+        if ctx is None:
+            continue
+        for bb in reg.all("backbone"):
+            if bb.plugin == pname and bb.fits(ctx["spec"]):
+                ck.run(f"backbone '{bb.name}' on '{dname}': output shape", _check_backbone, reg, bb, dom, ctx)
+        ck.run(f"domain '{dname}': a training step is finite and sampling has the right shape",
+               _check_train_and_sample, reg, dom, ctx)
+    for mname in contributed["metric"]:
+        ck.run(f"metric '{mname}' is deterministic", _check_metric, reg, reg.metric(mname))
+    for bname in contributed["benchmark"]:
+        b = reg.benchmark(bname)
+        report.results.append(CheckResult(f"benchmark '{bname}' offers the smoke preset", "smoke" in b.presets,
+                                          f"presets: {b.presets}"))
+    return report
+
+
+def assert_plugin_conforms(plugin: Any, name: str | None = None) -> ConformanceReport:
+    """Raise ``AssertionError`` listing every failed check; return the report when all pass."""
+    report = check_plugin(plugin, name)
+    if not report.passed:
+        raise AssertionError(report.summary())
+    return report

@@ -1,0 +1,47 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(tmp_path, nproc: int, strategy: str) -> dict:
+    out = tmp_path / f"{nproc}-{strategy}.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if nproc == 1:
+        cmd = [sys.executable, str(WORKER), str(out), strategy, str(tmp_path / f"run{nproc}{strategy}")]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_addr", "127.0.0.1", "--master_port", str(_port()), str(WORKER), str(out), strategy,
+               str(tmp_path / f"run{nproc}{strategy}")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_ranks_match_one_rank_with_double_batch(tmp_path, strategy):
+    one = _run(tmp_path, 1, "ddp")
+    two = _run(tmp_path, 2, strategy)
+    assert two["world"] == 2 and one["world"] == 1
+    assert len(one["loss"]) == len(two["loss"]) == 8
+    for a, b in zip(one["loss"], two["loss"]):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    for k, w in one["weights"].items():
+        assert w == pytest.approx(two["weights"][k], rel=1e-4, abs=1e-5), k
+    # only rank 0 wrote checkpoints and logs, once
+    run = tmp_path / f"run2{strategy}"
+    assert len(list((run / "checkpoints").glob("step_*"))) == 1
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 8
