@@ -14,7 +14,7 @@ from .errors import (CheckpointError, ConfigError, ContractError, DataError, Non
 from .guidance import cfg_field
 from .hooks import HOOK_API_VERSION, hookimpl
 from .likelihood import divergence_exact, divergence_hutchinson, log_likelihood, standard_normal_logpdf
-from .masked import MaskedObjective, MaskedPath, autoregressive_nll
+from .masked import AutoregressiveObjective, MaskedObjective, MaskedPath, autoregressive_nll
 from .metrics import frechet_distance, kernel_inception_distance, memorisation_rate, precision_recall
 from .nn import AdaLNBlock, AdaLNOutput, LabelEmbedding, TimeEmbedding, count_parameters
 from .objective import FlowObjective, SampleOptions, masked_mean
@@ -29,7 +29,7 @@ from .time_samplers import LogitNormalTime, ShiftedTime, UniformTime, make_time_
 from .trainer import Trainer, resolve_device
 
 __all__ = [
-    "__version__", "AdaLNBlock", "AdaLNOutput", "AffinePath", "Backbone", "Bar", "Benchmark", "CheckpointError",
+    "__version__", "AdaLNBlock", "AutoregressiveObjective", "AdaLNOutput", "AffinePath", "Backbone", "Bar", "Benchmark", "CheckpointError",
     "ConfigError", "ContractError", "CosineSchedule", "DataBundle", "DataError", "DataSpec", "Dataset",
     "DatasetOptions", "Domain", "Encoder", "FlowObjective", "HOOK_API_VERSION", "LabelEmbedding",
     "LinearSchedule", "LogitNormalTime", "MaskedObjective", "MaskedPath", "Metric", "NonFiniteError",

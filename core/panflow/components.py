@@ -120,7 +120,8 @@ class Domain:
     - ``data_spec(bundle)`` gives the raw-space spec of a loaded dataset;
     - ``make_encoder(config)`` builds an (unfitted) encoder, ``load_encoder(config, tensors)``
       rebuilds a fitted one from a checkpoint;
-    - ``write_samples(raw, labels, out_dir)`` writes generated samples in the domain's file format;
+    - ``write_samples(samples, out_dir, meta=dataset_meta)`` writes generated samples in the domain's
+      file format (``meta`` is the dataset meta the checkpoint recorded, e.g. a tokenizer);
     - ``evaluate(ctx)`` returns a score card (see :mod:`panflow.scorecard`);
     - ``presets`` maps preset name to config overrides (``{"train.steps": 200, ...}``).
     """

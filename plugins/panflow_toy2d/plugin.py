@@ -16,7 +16,7 @@ def _spec(bundle) -> DataSpec:
     return DataSpec("continuous", tuple(bundle.train.x.shape[1:]))
 
 
-def write_csv(samples: Samples, out_dir: str | Path) -> list[Path]:
+def write_csv(samples: Samples, out_dir: str | Path, meta: dict | None = None) -> list[Path]:
     """Write points as ``samples.csv`` (columns x, y)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

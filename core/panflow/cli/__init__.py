@@ -59,7 +59,7 @@ def _sample(args) -> int:
         labels = torch.arange(args.n) % run.spec.num_classes
     samples, setup = run.generate(args.n, opts, labels=labels, seed=args.seed)
     out = Path(args.out or Path(args.run_dir) / "samples")
-    files = run.domain.write_samples(samples, out)
+    files = run.domain.write_samples(samples, out, meta=run.contract.get("dataset", {}))
     (out / "sampling.json").write_text(json.dumps(setup, indent=2))
     print(f"wrote {len(files)} file(s) to {out} (NFE {setup['nfe']}, solver {setup['solver']}, "
           f"{setup['wall_s']:.2f} s)")
