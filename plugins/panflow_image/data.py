@@ -179,8 +179,8 @@ def read_npz(path: Path):
     x = z[key]
     if x.ndim == 3:
         x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and (x.shape[1] not in (1, 3, 4) or x.shape[1] == x.shape[2]):
+        x = x.transpose(0, 3, 1, 2)  # channels last (when ambiguous, the layout with square H, W wins)
     elif x.ndim != 4:
         raise DataError(f"{path}:{key} has shape {x.shape}; expected [N,H,W], [N,H,W,C] or [N,C,H,W]")
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)

@@ -168,7 +168,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
                   p, seed)
     card.bars.append(bar("Trainer time per step / bare loop", ov["ratio"], "<=", 1.03,
                          f"{ov['panflow_s_per_step'] * 1e3:.3f} ms vs {ov['bare_s_per_step'] * 1e3:.3f} ms"))
-    card.extra.update({"overhead": ov, "datasets": tables, "preset": p, "markdown_sections": sections})
+    card.extra.update({"overhead": ov, "datasets": tables, "settings": p, "markdown_sections": sections})
     card.notes += _findings(tables, p)
     return card
 

@@ -38,6 +38,8 @@ def _train(args) -> int:
     overrides = list(args.set or [])
     if args.device:
         overrides.append(f'train.device="{args.device}"')
+    if args.latent:
+        overrides.insert(0, "encoder.options.latent=true")
     cfg = build_config(args.domain, args.preset, args.config, overrides, args.dataset, args.data, args.backbone)
     out = Path(args.out or f"runs/{args.domain}-{cfg.data.dataset}-{args.preset}")
     run_dir = train(cfg, out, resume=args.resume)
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run directory (default runs/DOMAIN-DATASET-PRESET)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     s.add_argument("--device", help="cpu | cuda | cuda:N (default: CUDA when available)")
+    s.add_argument("--latent", action="store_true",
+                   help="flow in the domain's learned latent space (shorthand for encoder.options.latent=true)")
     s.set_defaults(fn=_train)
 
     s = sub.add_parser("sample", help="write samples of a trained run in the domain's format")
