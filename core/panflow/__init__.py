@@ -6,11 +6,29 @@ public API that plugins import from; everything else is internal.
 
 from ._version import __version__
 from .checkpoint import find_checkpoint, load_contract
-from .components import (Backbone, Benchmark, DataBundle, Dataset, DatasetOptions, DataSpec, Domain,
-                         Encoder, Metric, Samples)
+from .components import (
+                         Backbone,
+                         Benchmark,
+                         DataBundle,
+                         Dataset,
+                         DatasetOptions,
+                         DataSpec,
+                         Domain,
+                         Encoder,
+                         Metric,
+                         Samples,
+)
 from .config import RunConfig, TrainConfig
-from .errors import (CheckpointError, ConfigError, ContractError, DataError, NonFiniteError, PanflowError,
-                     UnknownNameError, check_finite)
+from .errors import (
+                         CheckpointError,
+                         ConfigError,
+                         ContractError,
+                         DataError,
+                         NonFiniteError,
+                         PanflowError,
+                         UnknownNameError,
+                         check_finite,
+)
 from .guidance import cfg_field
 from .hooks import HOOK_API_VERSION, hookimpl
 from .likelihood import divergence_exact, divergence_hutchinson, log_likelihood, standard_normal_logpdf
@@ -24,21 +42,22 @@ from .registry import Registry
 from .run import Run, build_config, load_run, train
 from .scorecard import Bar, Row, ScoreCard, bar, hardware, write_result
 from .sde import sample_sde
-from .solvers import SOLVERS, dopri5, integrate, sample_ode, time_grid
+from .solvers import FIXED_STEP_COST, SOLVERS, dopri5, integrate, sample_ode, time_grid
 from .time_samplers import LogitNormalTime, ShiftedTime, UniformTime, make_time_sampler
 from .trainer import Trainer, resolve_device
 
 __all__ = [
-    "__version__", "AdaLNBlock", "AutoregressiveObjective", "AdaLNOutput", "AffinePath", "Backbone", "Bar", "Benchmark", "CheckpointError",
-    "ConfigError", "ContractError", "CosineSchedule", "DataBundle", "DataError", "DataSpec", "Dataset",
-    "DatasetOptions", "Domain", "Encoder", "FlowObjective", "HOOK_API_VERSION", "LabelEmbedding",
-    "LinearSchedule", "LogitNormalTime", "MaskedObjective", "MaskedPath", "Metric", "NonFiniteError",
-    "PanflowError", "PluginUnavailable", "Registry", "Row", "Run", "RunConfig", "SOLVERS", "SampleOptions",
-    "Samples", "ScoreCard", "ShiftedTime", "TimeEmbedding", "TrainConfig", "Trainer", "UniformTime",
-    "UnknownNameError", "VPSchedule", "autoregressive_nll", "bar", "build_config", "cfg_field", "check_finite",
-    "count_parameters", "divergence_exact", "divergence_hutchinson", "dopri5", "find_checkpoint",
-    "frechet_distance", "get_registry", "hardware", "hookimpl", "integrate", "kernel_inception_distance",
-    "load_contract", "load_plugins", "load_run", "log_likelihood", "make_schedule", "make_time_sampler",
-    "masked_mean", "memorisation_rate", "precision_recall", "resolve_device", "sample_ode", "sample_sde",
-    "standard_normal_logpdf", "time_grid", "train", "write_result",
+    "__version__", "AdaLNBlock", "AutoregressiveObjective", "AdaLNOutput", "AffinePath", "Backbone", "Bar",
+    "Benchmark", "CheckpointError", "ConfigError", "ContractError", "FIXED_STEP_COST", "CosineSchedule",
+    "DataBundle", "DataError", "DataSpec", "Dataset", "DatasetOptions", "Domain", "Encoder", "FlowObjective",
+    "HOOK_API_VERSION", "LabelEmbedding", "LinearSchedule", "LogitNormalTime", "MaskedObjective",
+    "MaskedPath", "Metric", "NonFiniteError", "PanflowError", "PluginUnavailable", "Registry", "Row", "Run",
+    "RunConfig", "SOLVERS", "SampleOptions", "Samples", "ScoreCard", "ShiftedTime", "TimeEmbedding",
+    "TrainConfig", "Trainer", "UniformTime", "UnknownNameError", "VPSchedule", "autoregressive_nll", "bar",
+    "build_config", "cfg_field", "check_finite", "count_parameters", "divergence_exact",
+    "divergence_hutchinson", "dopri5", "find_checkpoint", "frechet_distance", "get_registry", "hardware",
+    "hookimpl", "integrate", "kernel_inception_distance", "load_contract", "load_plugins", "load_run",
+    "log_likelihood", "make_schedule", "make_time_sampler", "masked_mean", "memorisation_rate",
+    "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
+    "train", "write_result",
 ]

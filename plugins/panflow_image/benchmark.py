@@ -8,8 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from panflow import Row, ScoreCard, bar, build_config, load_run, train
+from panflow import FIXED_STEP_COST, Row, ScoreCard, bar, build_config, load_run, train
 
 from .classifier import reference_classifier
 from .evaluate import evaluate, load_bundle, row_metrics
@@ -22,7 +21,6 @@ PRESETS = {
     "full": {"backbones": ["unet", "dit"], "nfes": [1, 2, 4, 8, 16, 32], "solvers": ["euler", "midpoint", "heun", "rk4"],
              "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 40, "overrides": {}},
 }
-COST = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 
 
 def _train(backbone: str, preset: str, root: Path, seed: int):
@@ -36,7 +34,7 @@ def _train(backbone: str, preset: str, root: Path, seed: int):
 def _sweep(run, net, bundle, n, p, seed):
     val = bundle.val.index(slice(0, n))
     rows = []
-    configs = [(s, k, 1.0) for s in p["solvers"] for k in p["nfes"] if k % COST[s] == 0 and k >= COST[s]]
+    configs = [(s, k, 1.0) for s in p["solvers"] for k in p["nfes"] if k % FIXED_STEP_COST[s] == 0 and k >= FIXED_STEP_COST[s]]
     best_nfe = max(p["nfes"])
     configs += [("heun", best_nfe, w) for w in p["guidances"] if w != 1.0]
     for solver, nfe, w in configs:

@@ -66,7 +66,8 @@ def evaluate(run: Run, n: int | None = None, seed: int = 0, bundle=None, classif
     floor["cond_acc"] = accuracy(net, val)
     floor["memorisation"] = pixel_memorisation(val.x, bundle.train.x)
     card.rows.append(Row("floor", floor, {"n": n, "seed": seed, "wall_s": time.perf_counter() - t0,
-                                          "what": "real train subset vs real held-out; cond_acc = classifier accuracy on held-out"}))
+                                          "what": "real train subset vs real held-out; "
+                                                  "cond_acc = classifier accuracy on held-out"}))
     t0 = time.perf_counter()
     base = GaussianBaseline(bundle.train, k)
     xb = base.sample(labels, n, seed)

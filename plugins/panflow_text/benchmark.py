@@ -14,8 +14,19 @@ from pathlib import Path
 
 import torch
 
-from panflow import (AutoregressiveObjective, Row, SampleOptions, ScoreCard, Trainer, autoregressive_nll, bar,
-                     build_config, count_parameters, load_run, train)
+from panflow import (
+    AutoregressiveObjective,
+    Row,
+    SampleOptions,
+    ScoreCard,
+    Trainer,
+    autoregressive_nll,
+    bar,
+    build_config,
+    count_parameters,
+    load_run,
+    train,
+)
 
 from .backbones import build_transformer
 from .evaluate import load_bundle, sample_stats

@@ -9,8 +9,19 @@ import time
 
 import torch
 
-from panflow import (DatasetOptions, FlowObjective, Row, SampleOptions, Samples, ScoreCard, TrainConfig, Trainer,
-                     bar, log_likelihood)
+from panflow import (
+    FIXED_STEP_COST,
+    DatasetOptions,
+    FlowObjective,
+    Row,
+    SampleOptions,
+    Samples,
+    ScoreCard,
+    TrainConfig,
+    Trainer,
+    bar,
+    log_likelihood,
+)
 
 from .backbones import TimeMLP
 from .data import DATASETS, load_toy
@@ -77,7 +88,7 @@ def overhead(x: torch.Tensor, p: dict, seed: int) -> dict:
 
 def sweep_configs(nfes: list[int]) -> list[tuple[str, int | float]]:
     cfgs: list[tuple[str, int | float]] = []
-    for solver, cost in [("euler", 1), ("midpoint", 2), ("heun", 2), ("rk4", 4)]:
+    for solver, cost in FIXED_STEP_COST.items():
         cfgs += [(solver, k) for k in nfes if k >= cost and k % cost == 0]
     cfgs += [("sde", k) for k in nfes if k >= 4]
     cfgs += [("dopri5", tol) for tol in DOPRI_TOLS]
@@ -105,10 +116,7 @@ def sweep(model, obj: FlowObjective, toy, x_val, p: dict, seed: int) -> list[dic
         if solver == "dopri5":
             logq = log_likelihood(field, xs, method="dopri5", atol=float(k), rtol=float(k))
         elif solver != "sde" and res.nfe <= p["nll_nfe_max"]:
-            from panflow.solvers import FIXED_STEP_COST  # noqa: F401 - cost table documents the steps
-
-            logq = log_likelihood(field, xs, method=solver, steps=res.nfe // {"euler": 1, "midpoint": 2,
-                                                                              "heun": 2, "rk4": 4}[solver])
+            logq = log_likelihood(field, xs, method=solver, steps=res.nfe // FIXED_STEP_COST[solver])
         else:
             logq = None
         if logq is not None:
@@ -152,7 +160,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
         for solver, nfe in [("euler", max(p["nfes"])), ("rk4", max(p["nfes"]))]:
             res = obj.generate(ema, (n, 2), SampleOptions(solver, nfe=nfe), generator=torch.Generator().manual_seed(seed))
             mm = sample_metrics(toy, x_val, res.x, n)
-            logq = log_likelihood(obj.field(ema), xs, method=solver, steps=nfe // (1 if solver == "euler" else 4))
+            logq = log_likelihood(obj.field(ema), xs, method=solver, steps=nfe // FIXED_STEP_COST[solver])
             mm.update(density_metrics(toy, xs, logq))
             card.rows.append(Row(f"model · {ds} · {solver}", mm, {"n": n, "nfe": nfe, "solver": solver,
                                                                    "guidance": 1.0, "seed": seed}))
@@ -193,7 +201,8 @@ def _findings(tables: dict, p: dict) -> list[str]:
         worst = [k for k in sorted(eu) if eu[k] > 2 * eu[top]]
         if worst:
             notes.append(f"{ds}: Euler at NFE {', '.join(map(str, worst))} has more than twice the W2 of Euler at "
-                         f"NFE {top} ({', '.join(f'{eu[k]:.3f}' for k in worst)} vs {eu[top]:.3f}): few steps lose quality there.")
+                         f"NFE {top} ({', '.join(f'{eu[k]:.3f}' for k in worst)} vs {eu[top]:.3f}): "
+                         "few steps lose quality there.")
         best = min(t["sweep"], key=lambda r: r["w2"])
         notes.append(f"{ds}: best W2 {best['w2']:.4f} by {best['solver']} at NFE {best['nfe']}.")
     notes.append(f"Sweep W2 uses N={p['n_sweep']} vs held-out; score-card rows use N={p['n_head']}; "

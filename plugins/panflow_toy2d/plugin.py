@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-
 import panflow
 from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Encoder, Metric, Samples
 

@@ -92,4 +92,5 @@ def test_sigterm_writes_checkpoint_and_resumes(tmp_path):
     assert 0 < step < 1_000_000
     assert main(["train", "toy2d", "--preset", "smoke", "--out", str(run), "--resume",
                  "--set", f"train.steps={step + 5}"]) == 0
-    assert json.loads((next((run / "checkpoints").glob(f"step_{step + 5:08d}")) / "contract.json").read_text())["step"] == step + 5
+    resumed = next((run / "checkpoints").glob(f"step_{step + 5:08d}"))
+    assert json.loads((resumed / "contract.json").read_text())["step"] == step + 5

@@ -48,7 +48,7 @@ def test_accumulation_matches_full_batch(tmp_path):
     b = make(tmp_path / "b", ema_decay=0.0, grad_clip=0.0, accumulation=4)
     a.fit()
     b.fit()
-    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+    for va, vb in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=1e-5, atol=1e-6)
 
 
