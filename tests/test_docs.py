@@ -3,9 +3,9 @@
 import inspect
 import re
 import sys
-from panflow.config import tomllib
 from pathlib import Path
 
+from panflow.config import tomllib
 from panflow.hooks import PanflowHookSpec
 from panflow.plugins import load_plugins
 

@@ -24,6 +24,7 @@ def main(out: str, strategy: str, run_dir: str) -> None:
             json.dump({"loss": [r["loss"] for r in t.records], "world": t.dist.world_size,
                        "weights": {k: v.flatten().tolist() for k, v in sd.items()}}, f)
     if t.dist.enabled:
+        torch.distributed.barrier()  # rank 0 finishes writing before anyone tears the group down
         torch.distributed.destroy_process_group()
 
 
