@@ -123,7 +123,9 @@ class Domain:
     - ``write_samples(samples, out_dir, meta=dataset_meta)`` writes generated samples in the domain's
       file format (``meta`` is the dataset meta the checkpoint recorded, e.g. a tokenizer);
     - ``evaluate(ctx)`` returns a score card (see :mod:`panflow.scorecard`);
-    - ``presets`` maps preset name to config overrides (``{"train.steps": 200, ...}``).
+    - ``presets`` maps preset name to config overrides (``{"train.steps": 200, ...}``);
+    - ``backbone_presets`` maps preset name to backbone name to that backbone's options, used when
+      the user gives no ``model.options`` of their own.
     """
 
     name: str
@@ -138,6 +140,7 @@ class Domain:
     evaluate: Callable[..., Any] | None = None
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
+    backbone_presets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     plugin: str = ""
 
 

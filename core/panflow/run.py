@@ -46,10 +46,23 @@ def build_config(domain: str, preset: str = "small", config_file: str | None = N
         cfg.data.path = data
     if backbone:
         cfg.model.backbone = backbone
+    file_keys = list(_flatten(load_toml(config_file))) if config_file else []
     apply_overrides(cfg, overrides or {})
     cfg.data.dataset = cfg.data.dataset or dom.default_dataset
     cfg.model.backbone = cfg.model.backbone or dom.default_backbone
+    given = [k for k in [*file_keys, *(_override_keys(overrides))] if k.startswith("model.options")]
+    per_backbone = dom.backbone_presets.get(preset, {})
+    if not given and cfg.model.backbone in per_backbone:
+        cfg.model.options = dict(per_backbone[cfg.model.backbone])
     return cfg
+
+
+def _override_keys(overrides: list[str] | dict[str, Any] | None) -> list[str]:
+    if not overrides:
+        return []
+    if isinstance(overrides, dict):
+        return list(overrides)
+    return [o.split("=", 1)[0].strip() for o in overrides]
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

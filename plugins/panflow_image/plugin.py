@@ -83,19 +83,24 @@ def _image_shaped(spec: DataSpec) -> bool:
     return len(spec.shape) == 3 and spec.shape[1] >= 4 and spec.shape[2] >= 4
 
 
-SMALL_TRAIN = {"train.steps": 4000, "train.batch_size": 128, "train.lr": 1e-3, "train.warmup_steps": 200,
+SMALL_TRAIN = {"train.steps": 2500, "train.batch_size": 128, "train.lr": 1e-3, "train.warmup_steps": 200,
                "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999,
-               "train.grad_clip": 1.0, "train.log_every": 200, "data.val_fraction": 0.3,
+               "train.grad_clip": 1.0, "train.log_every": 100, "data.val_fraction": 0.3,
                "flow.label_dropout": 0.1, "sample.solver": "heun", "sample.nfe": 32}
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 16, "train.log_every": 1, "data.val_fraction": 0.3,
-              "model.options": {"channels": 16, "num_res": 1}, "sample.nfe": 2},
-    "small": {**SMALL_TRAIN, "model.options": {"channels": 32, "num_res": 2}},
+              "sample.nfe": 2},
+    "small": SMALL_TRAIN,
     "full": {"train.steps": 200_000, "train.batch_size": 256, "train.lr": 2e-4, "train.warmup_steps": 1000,
              "train.ema_decay": 0.9999, "train.compile": True, "train.amp": "auto", "train.log_every": 1000,
              "train.checkpoint_every": 10_000, "data.options": {"resolution": 32}, "data.val_fraction": 0.1,
-             "model.options": {"channels": 128, "mults": [1, 2, 2, 2], "num_res": 2, "attn_resolutions": [16, 8]},
              "flow.time_sampler": "logit_normal", "sample.solver": "heun", "sample.nfe": 32},
+}
+BACKBONE_PRESETS = {
+    "smoke": {"unet": {"channels": 16, "num_res": 1}, "dit": {"dim": 32, "depth": 1, "heads": 2}},
+    "small": {"unet": {"channels": 32, "num_res": 1}, "dit": {"dim": 128, "depth": 4, "heads": 4}},
+    "full": {"unet": {"channels": 128, "mults": [1, 2, 2, 2], "num_res": 2, "attn_resolutions": [16, 8]},
+             "dit": {"patch": 2, "dim": 384, "depth": 12, "heads": 6}},
 }
 
 
@@ -110,6 +115,7 @@ class ImagePlugin:
             name="image", description="images in pixel or learned latent space (PNG/JPEG folders, IDX, NPZ)",
             default_dataset="digits", default_backbone="unet", data_spec=_spec, make_encoder=_make_encoder,
             load_encoder=_load_encoder, write_samples=_write, evaluate=_evaluate, presets=PRESETS,
+            backbone_presets=BACKBONE_PRESETS,
             metrics=("fd", "kid", "precision", "recall", "cond_acc", "memorisation")))
         registry.add_dataset(Dataset("digits", "image", _digits,
                                      "scikit-learn's 1,797 real 8x8 handwritten digits, 10 classes (offline)"))

@@ -79,7 +79,7 @@ def _entropy(real, gen, seed=0):
     return {"unigram_entropy": unigram_entropy(gen.x), "jsd_2gram": ngram_jsd(gen.x, real.x, 2)}
 
 
-SMALL = {"train.steps": 3000, "train.batch_size": 64, "train.lr": 1e-3, "train.warmup_steps": 200,
+SMALL = {"train.steps": 2000, "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 200,
          "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999, "train.grad_clip": 1.0,
          "train.weight_decay": 0.01, "train.log_every": 100, "data.options": {"seq_len": 64},
          "model.options": {"dim": 128, "depth": 4, "heads": 4}, "sample.solver": "ancestral", "sample.nfe": 64}

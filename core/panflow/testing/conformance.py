@@ -102,8 +102,8 @@ def _check_domain(reg, dom) -> dict:
 
 
 def _check_backbone(reg, bb, dom, ctx) -> None:
-    spec, cfg = ctx["spec"], ctx["cfg"]
-    opts = cfg.model.options if cfg.model.backbone == bb.name else {}
+    spec = ctx["spec"]
+    opts = build_config(dom.name, "smoke", backbone=bb.name, registry=reg).model.options
     torch.manual_seed(0)
     model = bb.build(spec, **opts)
     x = ctx["encoder"].encode(ctx["bundle"].val.x[:4])
