@@ -19,6 +19,7 @@ from .components import (
                          Samples,
 )
 from .config import RunConfig, TrainConfig
+from .deferred import lazy
 from .errors import (
                          CheckpointError,
                          ConfigError,
@@ -56,7 +57,7 @@ __all__ = [
     "TrainConfig", "Trainer", "UniformTime", "UnknownNameError", "VPSchedule", "autoregressive_nll", "bar",
     "build_config", "cfg_field", "check_finite", "count_parameters", "divergence_exact",
     "divergence_hutchinson", "dopri5", "find_checkpoint", "frechet_distance", "get_registry", "hardware",
-    "hookimpl", "integrate", "kernel_inception_distance", "load_contract", "load_plugins", "load_run",
+    "hookimpl", "lazy", "integrate", "kernel_inception_distance", "load_contract", "load_plugins", "load_run",
     "log_likelihood", "make_schedule", "make_time_sampler", "masked_mean", "memorisation_rate",
     "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
     "train", "write_result",

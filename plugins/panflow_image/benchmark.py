@@ -44,7 +44,7 @@ def _sweep(run, net, bundle, n, p, seed):
     return rows
 
 
-def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
+def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
     p = PRESETS[preset]
     root = Path(tempfile.mkdtemp(prefix="panflow-image-bench-"))
     runs = {}

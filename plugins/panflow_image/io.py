@@ -29,7 +29,7 @@ def grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.Tensor
     return out
 
 
-def write_png(samples: Samples, out_dir: str | Path, scale: int = 4) -> list[Path]:
+def write_png(samples: Samples, out_dir: str | Path, meta: dict | None = None, scale: int = 4) -> list[Path]:
     """``sample_00000[_label].png`` for each image and ``grid.png`` (upscaled ×``scale`` for viewing)."""
     from PIL import Image
 

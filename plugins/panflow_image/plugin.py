@@ -6,7 +6,7 @@ Heavy modules (PIL, scikit-learn, the backbones) are imported only when a compon
 from __future__ import annotations
 
 import panflow
-from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Metric
+from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Metric, lazy
 
 from . import __version__
 
@@ -17,66 +17,10 @@ def _spec(bundle) -> DataSpec:
     return DataSpec("continuous", tuple(bundle.train.x.shape[1:]), num_classes=k)
 
 
-def _make_encoder(options):
-    from .encoder import make_encoder
-
-    return make_encoder(options)
-
-
-def _load_encoder(config, tensors):
-    from .encoder import load_encoder
-
-    return load_encoder(config, tensors)
-
-
-def _write(samples, out_dir, meta=None):
-    from .io import write_png
-
-    return write_png(samples, out_dir)
-
-
-def _evaluate(run, **kw):
-    from .evaluate import evaluate
-
-    return evaluate(run, **kw)
-
-
-def _benchmark(preset, out_dir, seed=0):
-    from .benchmark import run_benchmark
-
-    return run_benchmark(preset, out_dir, seed)
-
-
-def _digits(opts):
-    from .data import load_digits
-
-    return load_digits(opts)
-
-
 def _files(opts):
-    from .data import load_path
-
     if not opts.path:
         raise panflow.DataError("dataset 'files' needs --data PATH (a folder of images, IDX or NPZ file)")
-    return load_path(opts)
-
-
-def _unet(spec, **kw):
-    from .backbones.unet import build_unet
-
-    return build_unet(spec, **kw)
-
-
-def _dit(spec, **kw):
-    from .backbones.dit import build_dit
-
-    return build_dit(spec, **kw)
-
-
-def _pixel_fd(real, gen, seed=0):
-    from .metrics import pixel_fd
-
-    return pixel_fd(real, gen, seed)
+    return lazy("panflow_image.data:load_path")(opts)
 
 
 def _image_shaped(spec: DataSpec) -> bool:
@@ -113,20 +57,22 @@ class ImagePlugin:
     def panflow_register(self, registry) -> None:
         registry.add_domain(Domain(
             name="image", description="images in pixel or learned latent space (PNG/JPEG folders, IDX, NPZ)",
-            default_dataset="digits", default_backbone="unet", data_spec=_spec, make_encoder=_make_encoder,
-            load_encoder=_load_encoder, write_samples=_write, evaluate=_evaluate, presets=PRESETS,
-            backbone_presets=BACKBONE_PRESETS,
+            default_dataset="digits", default_backbone="unet", data_spec=_spec,
+            make_encoder=lazy("panflow_image.encoder:make_encoder"),
+            load_encoder=lazy("panflow_image.encoder:load_encoder"), write_samples=lazy("panflow_image.io:write_png"),
+            evaluate=lazy("panflow_image.evaluate:evaluate"), presets=PRESETS, backbone_presets=BACKBONE_PRESETS,
             metrics=("fd", "kid", "precision", "recall", "cond_acc", "memorisation")))
-        registry.add_dataset(Dataset("digits", "image", _digits,
+        registry.add_dataset(Dataset("digits", "image", lazy("panflow_image.data:load_digits"),
                                      "scikit-learn's 1,797 real 8x8 handwritten digits, 10 classes (offline)"))
         registry.add_dataset(Dataset("files", "image", _files,
                                      "your images: a folder (class = sub-folder), IDX (MNIST) or NPZ"))
-        registry.add_backbone(Backbone("unet", _unet, ("continuous",), _image_shaped,
-                                       "ADM-style UNet: residual blocks, attention at low resolution"))
-        registry.add_backbone(Backbone("dit", _dit, ("continuous",), _image_shaped,
-                                       "DiT: patch transformer with adaLN-Zero time/class conditioning"))
-        registry.add_metric(Metric("pixel_fd", "image", _pixel_fd, description="Frechet distance on raw pixels"))
-        registry.add_benchmark(Benchmark("image", "image", _benchmark,
+        registry.add_backbone(Backbone("unet", lazy("panflow_image.backbones.unet:build_unet"), ("continuous",),
+                                       _image_shaped, "ADM-style UNet: residual blocks, attention at low resolution"))
+        registry.add_backbone(Backbone("dit", lazy("panflow_image.backbones.dit:build_dit"), ("continuous",),
+                                       _image_shaped, "DiT: patch transformer with adaLN-Zero time/class conditioning"))
+        registry.add_metric(Metric("pixel_fd", "image", lazy("panflow_image.metrics:pixel_fd"),
+                                   description="Frechet distance on raw pixels"))
+        registry.add_benchmark(Benchmark("image", "image", lazy("panflow_image.benchmark:run_benchmark"),
                                          "digits: UNet and DiT vs floor and Gaussian baseline"))
 
 

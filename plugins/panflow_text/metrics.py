@@ -45,6 +45,11 @@ def ngram_jsd(a: torch.Tensor, b: torch.Tensor, n: int = 2) -> float:
     return jsd
 
 
+def unigram_metrics(real: Samples, gen: Samples, seed: int = 0) -> dict[str, float]:
+    """The registered metric: unigram entropy of ``gen`` and its 2-gram JSD from ``real``."""
+    return {"unigram_entropy": unigram_entropy(gen.x), "jsd_2gram": ngram_jsd(gen.x, real.x, 2)}
+
+
 def infill_mask(n: int, length: int, span: int) -> torch.Tensor:
     """``[n, length]`` bool, True where tokens are kept: a centred span of ``span`` tokens is hidden."""
     keep = torch.ones(n, length, dtype=torch.bool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import panflow
-from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Encoder, Metric
+from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Encoder, Metric, lazy
 
 from . import __version__
 
@@ -43,40 +43,10 @@ def write_text(samples, out_dir, meta=None) -> list[Path]:
     return files
 
 
-def _load(opts):
-    from .data import load_text
-
-    return load_text(opts)
-
-
 def _load_user(opts):
     if not opts.path:
         raise panflow.DataError("dataset 'corpus' needs --data PATH (a text file, a folder of text files, or JSONL)")
-    return _load(opts)
-
-
-def _transformer(spec, **kw):
-    from .backbones import build_transformer
-
-    return build_transformer(spec, **kw)
-
-
-def _evaluate(run, **kw):
-    from .evaluate import evaluate
-
-    return evaluate(run, **kw)
-
-
-def _benchmark(preset, out_dir, seed=0):
-    from .benchmark import run_benchmark
-
-    return run_benchmark(preset, out_dir, seed)
-
-
-def _entropy(real, gen, seed=0):
-    from .metrics import ngram_jsd, unigram_entropy
-
-    return {"unigram_entropy": unigram_entropy(gen.x), "jsd_2gram": ngram_jsd(gen.x, real.x, 2)}
+    return lazy("panflow_text.data:load_text")(opts)
 
 
 SMALL = {"train.steps": 2000, "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 200,
@@ -105,14 +75,17 @@ class TextPlugin:
             name="text", description="token sequences by masked (absorbing-state) diffusion",
             default_dataset="python", default_backbone="transformer", data_spec=_spec, objective="masked",
             make_encoder=_make_encoder, load_encoder=lambda cfg, t: TokenEncoder(), write_samples=write_text,
-            evaluate=_evaluate, presets=PRESETS, metrics=("nelbo", "judge_ppl", "unigram_entropy", "jsd", "infill_acc")))
-        registry.add_dataset(Dataset("python", "text", _load,
+            evaluate=lazy("panflow_text.evaluate:evaluate"), presets=PRESETS,
+            metrics=("nelbo", "judge_ppl", "unigram_entropy", "jsd", "infill_acc")))
+        registry.add_dataset(Dataset("python", "text", lazy("panflow_text.data:load_text"),
                                      "Python's standard-library source + pydoc topics (offline, fixed file list)"))
         registry.add_dataset(Dataset("corpus", "text", _load_user, "your text: a file, a folder of files, or JSONL"))
-        registry.add_backbone(Backbone("transformer", _transformer, ("discrete",), None,
+        registry.add_backbone(Backbone("transformer", lazy("panflow_text.backbones:build_transformer"), ("discrete",), None,
                                        "bidirectional (or causal=true) transformer with adaLN time conditioning"))
-        registry.add_metric(Metric("unigram", "text", _entropy, description="unigram entropy and 2-gram JSD"))
-        registry.add_benchmark(Benchmark("text", "text", _benchmark, "masked diffusion vs autoregressive baseline"))
+        registry.add_metric(Metric("unigram", "text", lazy("panflow_text.metrics:unigram_metrics"),
+                                   description="unigram entropy and 2-gram JSD"))
+        registry.add_benchmark(Benchmark("text", "text", lazy("panflow_text.benchmark:run_benchmark"),
+                                         "masked diffusion vs autoregressive baseline"))
 
 
 plugin = TextPlugin()

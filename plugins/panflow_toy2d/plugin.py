@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 import panflow
-from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Encoder, Metric, Samples
+from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Encoder, Metric, Samples, lazy
 
 from . import __version__
 
@@ -26,34 +26,8 @@ def write_csv(samples: Samples, out_dir: str | Path, meta: dict | None = None) -
 
 
 def _w2(real: Samples, gen: Samples, seed: int = 0) -> dict[str, float]:
-    from .metrics import wasserstein2
-
     n = min(len(real), len(gen))
-    return {"w2": wasserstein2(real.x[:n], gen.x[:n])}
-
-
-def _evaluate(run, **kw):
-    from .evaluate import evaluate
-
-    return evaluate(run, **kw)
-
-
-def _benchmark(preset: str, out_dir, seed: int = 0):
-    from .benchmark import run_benchmark
-
-    return run_benchmark(preset, out_dir, seed)
-
-
-def _load(name: str, opts):
-    from .data import load_toy
-
-    return load_toy(name, opts)
-
-
-def _build_mlp(spec, **kw):
-    from .backbones import build_mlp
-
-    return build_mlp(spec, **kw)
+    return {"w2": lazy("panflow_toy2d.metrics:wasserstein2")(real.x[:n], gen.x[:n])}
 
 
 PRESETS = {
@@ -76,18 +50,18 @@ class Toy2DPlugin:
             name="toy2d", description="2-D densities with known ground truth (engine reference)",
             default_dataset="8gaussians", default_backbone="mlp", data_spec=_spec,
             make_encoder=lambda cfg: Encoder(), load_encoder=lambda cfg, tensors: Encoder(),
-            write_samples=write_csv, evaluate=_evaluate, presets=PRESETS,
+            write_samples=write_csv, evaluate=lazy("panflow_toy2d.evaluate:evaluate"), presets=PRESETS,
             metrics=("w2", "nll", "kl", "mode_coverage")))
         for name, desc in [("8gaussians", "8 Gaussians on a circle of radius 2 (exact density)"),
                            ("moons", "two interleaved half circles with noise"),
                            ("checkerboard", "uniform on 8 squares of a 4x4 board (exact density)"),
                            ("gmm", "5 anisotropic Gaussians, unequal weights (exact density)")]:
-            registry.add_dataset(Dataset(name, "toy2d", functools.partial(_load, name), desc))
-        registry.add_backbone(Backbone("mlp", _build_mlp, ("continuous",),
+            registry.add_dataset(Dataset(name, "toy2d", functools.partial(lazy("panflow_toy2d.data:load_toy"), name), desc))
+        registry.add_backbone(Backbone("mlp", lazy("panflow_toy2d.backbones:build_mlp"), ("continuous",),
                                        accepts=lambda spec: len(spec.shape) == 1 and spec.shape[0] <= 64,
                                        description="MLP with sinusoidal time features (flat vectors)"))
         registry.add_metric(Metric("w2", "toy2d", _w2, description="exact 2-Wasserstein (EMD)"))
-        registry.add_benchmark(Benchmark("toy2d", "toy2d", _benchmark,
+        registry.add_benchmark(Benchmark("toy2d", "toy2d", lazy("panflow_toy2d.benchmark:run_benchmark"),
                                          "solvers x NFE on 4 toy densities; Trainer vs bare loop"))
 
 
