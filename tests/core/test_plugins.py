@@ -223,3 +223,16 @@ def test_builtin_plugins_conform(name):
 
 def test_errors_are_panflow_errors():
     assert issubclass(UnknownNameError, PanflowError)
+
+
+def test_lazy_defers_import_until_called():
+    import sys
+
+    from panflow import lazy
+
+    sys.modules.pop("colorsys", None)
+    fn = lazy("colorsys:rgb_to_hsv")
+    assert "colorsys" not in sys.modules
+    assert fn(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0) and "colorsys" in sys.modules
+    with pytest.raises(ValueError, match="package.module:attr"):
+        lazy("colorsys.rgb_to_hsv")
