@@ -157,8 +157,9 @@ class Trainer:
             sl = slice(start + a * self.micro, start + (a + 1) * self.micro)
             yield glob.index(sl), {k: v[sl] for k, v in rand.items()}
 
-    def train_step(self, step: int) -> tuple[float, float]:
-        """One optimizer step (with accumulation); returns (global mean loss, grad norm)."""
+    def train_step(self, step: int) -> tuple[float, float | None]:
+        """One optimizer step (with accumulation); returns (global mean loss, grad norm or None
+        when clipping is off: the norm is only computed when it is needed)."""
         lr = lr_at(step, self.cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -172,8 +173,8 @@ class Trainer:
         total = D.all_reduce_mean(total, self.dist)
         value = float(total)
         if not math.isfinite(value):
-            return value, float("nan")
-        gn = 0.0
+            return value, None
+        gn = None
         if self.cfg.grad_clip > 0:
             gn = float(torch.nn.utils.clip_grad_norm_(self.train_model.parameters(), self.cfg.grad_clip))
         self.optimizer.step()

@@ -4,6 +4,7 @@ and guidance scale, beside the floor and the Gaussian baseline."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -83,6 +84,7 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
     card.extra.update({"sweeps": sweeps, "training": train_info, "classifier": clf[1], "n": n,
                        "markdown_sections": sections})
     card.notes.append(f"N = {n} held-out digits for every row; seed {seed}. Model rows use the sweep's best-FD setting.")
+    shutil.rmtree(root, ignore_errors=True)
     return card
 
 

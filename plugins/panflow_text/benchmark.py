@@ -8,6 +8,7 @@ number of unmasking steps, and infilling accuracy on held-out spans."""
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -114,6 +115,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
                    f"Infilling: centred spans of {p['span']} tokens in 64 held-out sequences; diffusion sees both sides "
                    "(confidence unmasking, NFE = span), the AR baseline only the left context.",
                    "NFE for unmasking counts model calls actually made (steps that unmask nothing reuse the last call)."]
+    shutil.rmtree(root, ignore_errors=True)
     return card
 
 
