@@ -63,6 +63,34 @@ def full_state_dict(model: torch.nn.Module, strategy: str, info: DistInfo) -> di
     return inner.state_dict()
 
 
+def full_optimizer_state_dict(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: str,
+                              info: DistInfo) -> dict:
+    """The optimizer state keyed by parameter name, unsharded (FSDP) or as is (single/DDP)."""
+    if info.enabled and strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(model, optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return optimizer.state_dict()
+
+
+def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_sd: dict,
+                    optim_sd: dict | None, strategy: str, info: DistInfo) -> None:
+    """Load unsharded model (and optimizer) state into a plain, DDP or FSDP-sharded model."""
+    if info.enabled and strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+        opts = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, model_sd, options=opts)
+        if optim_sd:
+            set_optimizer_state_dict(model, optimizer, optim_sd, options=opts)
+        return
+    inner = model.module if hasattr(model, "module") else model
+    inner.load_state_dict(model_sd)
+    if optim_sd:
+        optimizer.load_state_dict(optim_sd)
+
+
 def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         x = x.clone()

@@ -26,7 +26,7 @@ from .checkpoint import find_checkpoint, load_state, load_weights, save_checkpoi
 from .components import Samples
 from .config import TrainConfig
 from .ema import EMA
-from .errors import CheckpointError, ConfigError, NonFiniteError, PanflowError
+from .errors import ConfigError, NonFiniteError, PanflowError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -117,6 +117,7 @@ class Trainer:
     def checkpoint(self) -> Path | None:
         """Write a checkpoint (rank 0 only; all ranks join the FSDP gather)."""
         model_sd = D.full_state_dict(self.train_model, self.cfg.strategy, self.dist)
+        optim_sd = D.full_optimizer_state_dict(self.train_model, self.optimizer, self.cfg.strategy, self.dist)
         if self.run_dir is None or not self.dist.is_main:
             D.barrier(self.dist)
             return None
@@ -124,8 +125,7 @@ class Trainer:
         if self.ema is not None:
             weights["ema"] = self.ema.state_dict()
         state = {"step": self.step, "bad_steps": self.bad_steps,
-                 "optimizer": self.optimizer.state_dict() if not self.dist.enabled or self.cfg.strategy != "fsdp" else {},
-                 "torch_rng": torch.get_rng_state()}
+                 "optimizer": optim_sd, "torch_rng": torch.get_rng_state()}
         contract = {**self.contract, "panflow_version": __version__, "train": vars(self.cfg)}
         path = save_checkpoint(self.run_dir, self.step, contract, weights, state, self.cfg.keep_checkpoints)
         D.barrier(self.dist)
@@ -134,12 +134,11 @@ class Trainer:
     def resume(self, path: str | Path | None = None) -> int:
         """Load the newest checkpoint of ``run_dir`` (or ``path``); returns the step reached."""
         ckpt = find_checkpoint(path or self.run_dir)
-        self.model.load_state_dict(load_weights(ckpt, "model"))
+        state = load_state(ckpt)
+        D.load_full_state(self.train_model, self.optimizer, load_weights(ckpt, "model"), state.get("optimizer"),
+                          self.cfg.strategy, self.dist)
         if self.ema is not None:
             self.ema.load_state_dict(load_weights(ckpt, "ema"))
-        state = load_state(ckpt)
-        if state.get("optimizer"):
-            self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.bad_steps = int(state["step"]), int(state.get("bad_steps", 0))
         torch.set_rng_state(state["torch_rng"])
         return self.step
@@ -268,7 +267,3 @@ class Trainer:
         """The EMA weights when kept (the default for sampling), else the raw model."""
         return self.ema.model if self.ema is not None else self.model
 
-
-def check_resume_dir(run_dir: Path) -> None:
-    if not run_dir.exists():
-        raise CheckpointError(f"cannot resume: run directory {run_dir} does not exist")
