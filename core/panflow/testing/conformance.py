@@ -125,7 +125,7 @@ def _check_train_and_sample(reg, dom, ctx) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss = obj.loss(model, data, generator=torch.Generator().manual_seed(0))
     if not torch.isfinite(loss):
-        raise AssertionError(f"one training step gave a non-finite loss ({float(loss)})")
+        raise AssertionError(f"one training step gave a non-finite loss ({loss.item()})")
     loss.backward()
     opt.step()
     g = torch.Generator().manual_seed(0)
