@@ -79,9 +79,10 @@ class ScoreCard:
         metrics: list[str] = []
         for r in self.rows:
             metrics += [m for m in r.metrics if m not in metrics]
-        lines = [f"## {self.domain} score card", "",
-                 "| row | " + " | ".join(metrics) + " | N | NFE | solver | guidance | seed |",
-                 "|---|" + "---|" * (len(metrics) + 5)]
+        lines = [f"## {self.domain} score card", ""]
+        if self.rows:
+            lines += ["| row | " + " | ".join(metrics) + " | N | NFE | solver | guidance | seed |",
+                      "|---|" + "---|" * (len(metrics) + 5)]
         for r in self.rows:
             vals = [_fmt(r.metrics.get(m)) for m in metrics]
             s = r.setup
