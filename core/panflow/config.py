@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 import typing
@@ -122,7 +123,7 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
             return value
     elif typ is dict:
         if isinstance(value, dict):
-            return value
+            return copy.deepcopy(value)  # never alias a preset's dict (later keys mutate it)
     else:
         return value
     raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {value!r} ({type(value).__name__})")

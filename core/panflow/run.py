@@ -7,6 +7,7 @@ samples through the domain's decoder.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ def build_config(domain: str, preset: str = "small", config_file: str | None = N
     given = [k for k in [*file_keys, *(_override_keys(overrides))] if k.startswith("model.options")]
     per_backbone = dom.backbone_presets.get(preset, {})
     if not given and cfg.model.backbone in per_backbone:
-        cfg.model.options = dict(per_backbone[cfg.model.backbone])
+        cfg.model.options = copy.deepcopy(per_backbone[cfg.model.backbone])
     return cfg
 
 

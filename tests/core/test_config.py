@@ -46,3 +46,14 @@ def test_bad_config_file(tmp_path):
     bad.write_text("[train\nsteps=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         build_config("toy2d", "smoke", str(bad))
+
+
+def test_overrides_never_mutate_a_domains_presets():
+    from panflow import get_registry
+
+    dom = get_registry().domain("text")
+    before = repr(dom.presets["small"])
+    cfg = build_config("text", "small", overrides=['data.options.tokenizer="bpe"'])
+    assert cfg.data.options["tokenizer"] == "bpe"
+    assert repr(dom.presets["small"]) == before
+    assert "tokenizer" not in build_config("text", "small").data.options
