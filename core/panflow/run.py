@@ -136,7 +136,7 @@ class Run:
 
     @torch.no_grad()
     def generate(self, n: int, opts: SampleOptions | None = None, labels: torch.Tensor | None = None,
-                 seed: int = 0, batch_size: int = 1024, prefix: Samples | None = None) -> tuple[Samples, dict]:
+                 seed: int = 0, batch_size: int = 1024) -> tuple[Samples, dict]:
         """``n`` raw-space samples (decoded) and the setup that produced them (NFE, wall time)."""
         opts = opts or self.options()
         g = torch.Generator(device=self.device).manual_seed(seed)

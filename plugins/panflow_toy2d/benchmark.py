@@ -172,7 +172,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
             if eu is not None and len(at_k) > 1:
                 best = min(r["w2"] for r in at_k)
                 card.bars.append(bar(f"{ds}: best solver W2 / euler W2 at NFE {k}", best / eu["w2"], "<=", 1.0))
-        sections.append(_sweep_markdown(ds, tables[ds], floor["w2"]))
+        sections.append(_sweep_markdown(ds, tables[ds]))
     ov = overhead(load_toy(p["datasets"][0], DatasetOptions(seed=seed, options={"n_train": p["n_train"], "n_val": 10})).train.x,
                   p, seed)
     card.bars.append(bar("Trainer time per step / bare loop", ov["ratio"], "<=", 1.03,
@@ -182,15 +182,14 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
     return card
 
 
-def _sweep_markdown(ds: str, t: dict, floor_w2: float) -> str:
-    lines = [f"### {ds}: quality against NFE (W2 floor at this N: see score card; train {t['s_per_step'] * 1e3:.2f} ms/step, "
+def _sweep_markdown(ds: str, t: dict) -> str:
+    lines = [f"### {ds}: quality against NFE (train {t['s_per_step'] * 1e3:.2f} ms/step, "
              f"final loss {t['final_loss']:.3f}, peak RSS {t['peak_rss_mb']:.0f} MB)", "",
              "| solver | NFE | W2 | coverage | in-mode | NLL | KL | sample s |", "|---|---|---|---|---|---|---|---|"]
     for r in t["sweep"]:
         name = r["solver"] + (f" (tol {r['tol']:g})" if "tol" in r else "")
         lines.append(f"| {name} | {r['nfe']} | {r['w2']:.4f} | {r['coverage']:.2f} | {r['in_mode']:.3f} | "
                      f"{r.get('nll', float('nan')):.3f} | {r.get('kl', float('nan')):.3f} | {r['sample_s']:.3f} |")
-    del floor_w2
     return "\n".join(lines)
 
 
