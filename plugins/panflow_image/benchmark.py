@@ -18,14 +18,16 @@ PRESETS = {
     "smoke": {"backbones": ["unet"], "nfes": [1, 2], "solvers": ["euler", "heun"], "guidances": [1.0, 2.0],
               "n": 64, "classifier_epochs": 2, "overrides": {}},
     "small": {"backbones": ["unet", "dit"], "nfes": [1, 2, 4, 8, 16, 32], "solvers": ["euler", "midpoint", "heun", "rk4"],
-              "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 40, "overrides": {}},
+              "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 40,
+              "overrides": {"dit": {"train.steps": 6000}}},  # the transformer needs more steps than the UNet
     "full": {"backbones": ["unet", "dit"], "nfes": [1, 2, 4, 8, 16, 32], "solvers": ["euler", "midpoint", "heun", "rk4"],
              "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 40, "overrides": {}},
 }
 
 
-def _train(backbone: str, preset: str, root: Path, seed: int):
-    cfg = build_config("image", preset, backbone=backbone, overrides={"train.seed": seed, "train.progress": False})
+def _train(backbone: str, preset: str, root: Path, seed: int, extra: dict | None = None):
+    cfg = build_config("image", preset, backbone=backbone,
+                       overrides={"train.seed": seed, "train.progress": False, **(extra or {})})
     t0 = time.perf_counter()
     run_dir = train(cfg, root / backbone)
     wall = time.perf_counter() - t0
@@ -50,7 +52,7 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
     root = Path(tempfile.mkdtemp(prefix="panflow-image-bench-"))
     runs = {}
     for b in p["backbones"]:
-        runs[b] = _train(b, preset, root, seed)
+        runs[b] = _train(b, preset, root, seed, p["overrides"].get(b))
     first = runs[p["backbones"][0]][0]
     bundle = load_bundle(first)
     clf = reference_classifier(bundle.train, bundle.val, first.raw_spec.num_classes, bundle.meta["hash"],

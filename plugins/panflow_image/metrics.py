@@ -12,7 +12,10 @@ from .classifier import ReferenceCNN, features
 
 def feature_metrics(net: ReferenceCNN, real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
     fr, ff = features(net, real), features(net, fake)
-    kid, kid_sd = kernel_inception_distance(fr, ff, subsets=20, subset_size=min(200, len(fr), len(ff)), seed=seed)
+    # KID's cubic kernel assumes O(1) features: standardise both sets with the real set's statistics
+    mu, sd = fr.mean(0), fr.std(0).clamp_min(1e-6)
+    kid, kid_sd = kernel_inception_distance((fr - mu) / sd, (ff - mu) / sd, subsets=20,
+                                            subset_size=min(200, len(fr), len(ff)), seed=seed)
     prec, rec = precision_recall(fr, ff, k=3)
     return {"fd": frechet_distance(fr, ff), "kid": kid, "kid_sd": kid_sd, "precision": prec, "recall": rec}
 
