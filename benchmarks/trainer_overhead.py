@@ -25,11 +25,12 @@ from panflow_image.backbones.unet import UNet
 from panflow_toy2d.backbones import TimeMLP
 
 
-def bare_loop(model, x, steps, batch, seed):
+def bare_step_fn(model, x, batch, seed):
+    """A hand-written rectified-flow training step on ``model`` (its own AdamW and generator)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     g = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    for _ in range(steps):
+
+    def step():
         x1 = x[torch.randint(0, x.shape[0], (batch,), generator=g)]
         x0 = torch.randn(x1.shape, generator=g)
         t = torch.rand(batch, generator=g)
@@ -38,6 +39,16 @@ def bare_loop(model, x, steps, batch, seed):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        return loss.item()
+
+    return step
+
+
+def bare_loop(model, x, steps, batch, seed):
+    step = bare_step_fn(model, x, batch, seed)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
     return (time.perf_counter() - t0) / steps
 
 
@@ -58,20 +69,7 @@ def interleaved(make, x, steps, batch, seed=0):
                       seed=seed, progress=False, device="cpu")
     tr = Trainer(make(), FlowObjective(), Samples(x), cfg)
     torch.manual_seed(0)
-    model = make()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    g = torch.Generator().manual_seed(seed)
-
-    def bare_step():
-        x1 = x[torch.randint(0, x.shape[0], (batch,), generator=g)]
-        x0 = torch.randn(x1.shape, generator=g)
-        t = torch.rand(batch, generator=g)
-        tt = t.reshape(-1, *([1] * (x1.dim() - 1)))
-        loss = ((model(tt * x1 + (1 - tt) * x0, t) - (x1 - x0)) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
+    bare_step = bare_step_fn(make(), x, batch, seed)
 
     def timed(fn, *args):
         a = time.perf_counter()

@@ -29,7 +29,7 @@ def _make_encoder(options):
 
 
 def write_text(samples, out_dir, meta=None) -> list[Path]:
-    """One ``sample_XXXXX.txt`` per sequence, decoded with the run's tokenizer."""
+    """One text file per sequence (``sample_00000.txt``, ...), decoded with the run's tokenizer."""
     from .tokenizer import tokenizer_from_json
 
     tok = tokenizer_from_json((meta or {}).get("tokenizer", {"type": "byte"}))
