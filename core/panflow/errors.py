@@ -53,7 +53,3 @@ def check_finite(x, what: str) -> None:
         bad = int((~torch.isfinite(x)).sum())
         raise NonFiniteError(f"{what} has {bad} non-finite value(s) (NaN or inf)")
 
-
-def suggest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
-    return close[0] if close else None

@@ -7,8 +7,6 @@ memorisation rate. Computed in float64; deterministic for a fixed seed.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -76,6 +74,3 @@ def memorisation_rate(samples: torch.Tensor, train: torch.Tensor, ratio: float =
     d = torch.cdist(s, t).topk(2, dim=1, largest=False).values
     return float((d[:, 0] < ratio * d[:, 1]).double().mean())
 
-
-def gaussian_nll_bits_per_dim(nll_nats: torch.Tensor, dims: int) -> float:
-    return float(nll_nats.mean() / (dims * math.log(2)))

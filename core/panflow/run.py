@@ -128,6 +128,10 @@ class Run:
     device: torch.device
     run_dir: Path | None = None
 
+    def load_data(self) -> DataBundle:
+        """The run's dataset, loaded again exactly as it was for training (same split)."""
+        return load_data(get_registry(), self.cfg)
+
     def options(self, **kw: Any) -> SampleOptions:
         s = self.cfg.sample
         base = {"solver": s.solver, "nfe": s.nfe, "guidance": s.guidance, "noise_scale": s.noise_scale}

@@ -12,7 +12,7 @@ from pathlib import Path
 from panflow import FIXED_STEP_COST, Row, ScoreCard, bar, build_config, load_run, train
 
 from .classifier import reference_classifier
-from .evaluate import evaluate, load_bundle, row_metrics
+from .evaluate import evaluate, row_metrics
 
 PRESETS = {
     "smoke": {"backbones": ["unet"], "nfes": [1, 2], "solvers": ["euler", "heun"], "guidances": [1.0, 2.0],
@@ -54,7 +54,7 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
     for b in p["backbones"]:
         runs[b] = _train(b, preset, root, seed, p["overrides"].get(b))
     first = runs[p["backbones"][0]][0]
-    bundle = load_bundle(first)
+    bundle = first.load_data()
     clf = reference_classifier(bundle.train, bundle.val, first.raw_spec.num_classes, bundle.meta["hash"],
                                epochs=p["classifier_epochs"], seed=seed)
     n = min(p["n"] or len(bundle.val), len(bundle.val))

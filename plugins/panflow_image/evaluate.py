@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from panflow import DatasetOptions, Row, Run, Samples, ScoreCard, get_registry
+from panflow import Row, Run, Samples, ScoreCard
 
 from .classifier import accuracy, reference_classifier
 from .metrics import conditional_accuracy, feature_metrics, pixel_memorisation
@@ -42,15 +42,8 @@ def row_metrics(net, real_val: Samples, x: torch.Tensor, labels, train_x: torch.
     return m
 
 
-def load_bundle(run: Run):
-    reg = get_registry()
-    d = run.cfg.data
-    return reg.dataset(d.dataset, run.domain.name).load(DatasetOptions(d.path or None, d.val_fraction, d.seed,
-                                                                         dict(d.options)))
-
-
 def evaluate(run: Run, n: int | None = None, seed: int = 0, bundle=None, classifier=None, **_) -> ScoreCard:
-    bundle = bundle or load_bundle(run)
+    bundle = bundle or run.load_data()
     if bundle.train.y is None:
         raise ValueError("image evaluation needs labelled data (the reference classifier is trained on labels)")
     k = run.raw_spec.num_classes

@@ -30,7 +30,7 @@ from panflow import (
 )
 
 from .backbones import build_transformer
-from .evaluate import load_bundle, sample_stats
+from .evaluate import sample_stats
 from .metrics import autoregressive_fill_accuracy, diffusion_infill_accuracy, judge_perplexity
 
 PRESETS = {
@@ -58,7 +58,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
     t0 = time.perf_counter()
     mdlm = load_run(train(cfg, root / "mdlm"), device="cpu")
     mdlm_s = time.perf_counter() - t0
-    bundle = load_bundle(mdlm)
+    bundle = mdlm.load_data()
     spec, v = mdlm.spec, mdlm.spec.vocab_size
     judge, ar_s = train_autoregressive(cfg, bundle, spec, root, seed)
     bpb = 1 / (LN2 * bundle.meta["bytes_per_token"])

@@ -11,17 +11,11 @@ import time
 
 import torch
 
-from panflow import DatasetOptions, Row, Run, ScoreCard, get_registry
+from panflow import Row, Run, ScoreCard
 
 from .metrics import diffusion_infill_accuracy, ngram_jsd, unigram_entropy
 
 LN2 = math.log(2)
-
-
-def load_bundle(run: Run):
-    d = run.cfg.data
-    return get_registry().dataset(d.dataset, "text").load(DatasetOptions(d.path or None, d.val_fraction, d.seed,
-                                                                           dict(d.options)))
 
 
 def sample_stats(x: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
@@ -30,7 +24,7 @@ def sample_stats(x: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
 
 
 def evaluate(run: Run, n: int = 128, seed: int = 0, bundle=None, span: int = 8, **_) -> ScoreCard:
-    bundle = bundle or load_bundle(run)
+    bundle = bundle or run.load_data()
     val = bundle.val.x
     n = min(n, val.shape[0] // 2)
     g = torch.Generator().manual_seed(seed)

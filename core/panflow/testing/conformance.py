@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from ..components import DatasetOptions, Samples
+from ..components import Samples
 from ..config import RunConfig
 from ..objective import SampleOptions
 from ..plugins import PluginManager, load_plugins
-from ..run import build_config, build_objective
+from ..run import build_config, build_objective, load_data
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
@@ -79,10 +79,9 @@ def _smoke_config(reg, domain: str) -> RunConfig:
 
 def _check_domain(reg, dom) -> dict:
     cfg = _smoke_config(reg, dom.name)
-    ds = reg.dataset(cfg.data.dataset, dom.name)
-    bundle = ds.load(DatasetOptions(None, cfg.data.val_fraction, cfg.data.seed, dict(cfg.data.options)))
-    if len(bundle.train) == 0 or len(bundle.val) == 0:
-        raise AssertionError(f"dataset '{ds.name}' gave {len(bundle.train)} train / {len(bundle.val)} val samples")
+    bundle = load_data(reg, cfg)
+    if len(bundle.val) == 0:
+        raise AssertionError(f"dataset '{cfg.data.dataset}' gave no validation samples")
     spec = dom.data_spec(bundle)
     enc = dom.make_encoder(dict(cfg.encoder.options))
     enc.fit(bundle.train)
@@ -143,9 +142,7 @@ def _check_train_and_sample(reg, dom, ctx) -> None:
 
 def _check_metric(reg, metric) -> None:
     dom = reg.domain(metric.domain)
-    cfg = _smoke_config(reg, dom.name)
-    ds = reg.dataset(cfg.data.dataset, dom.name)
-    b = ds.load(DatasetOptions(None, cfg.data.val_fraction, cfg.data.seed, dict(cfg.data.options)))
+    b = load_data(reg, _smoke_config(reg, dom.name))
     n = min(len(b.train), len(b.val), 64)
     real, fake = b.val.index(slice(0, n)), b.train.index(slice(0, n))
     a, c = metric.fn(real, fake, seed=0), metric.fn(real, fake, seed=0)
