@@ -35,7 +35,7 @@ from .hooks import HOOK_API_VERSION, hookimpl
 from .likelihood import divergence_exact, divergence_hutchinson, log_likelihood, standard_normal_logpdf
 from .masked import AutoregressiveObjective, MaskedObjective, MaskedPath, autoregressive_nll
 from .metrics import frechet_distance, kernel_inception_distance, memorisation_rate, precision_recall
-from .nn import AdaLNBlock, AdaLNOutput, LabelEmbedding, TimeEmbedding, count_parameters
+from .nn import AdaLNBlock, AdaLNOutput, LabelEmbedding, Rotary, TimeEmbedding, count_parameters
 from .objective import FlowObjective, SampleOptions, masked_mean
 from .paths import AffinePath, CosineSchedule, LinearSchedule, VPSchedule, make_schedule
 from .plugins import PluginUnavailable, get_registry, load_plugins
@@ -48,7 +48,7 @@ from .time_samplers import LogitNormalTime, ShiftedTime, UniformTime, make_time_
 from .trainer import Trainer, resolve_device
 
 __all__ = [
-    "__version__", "AdaLNBlock", "AutoregressiveObjective", "AdaLNOutput", "AffinePath", "Backbone", "Bar",
+    "__version__", "AdaLNBlock", "AutoregressiveObjective", "AdaLNOutput", "Rotary", "AffinePath", "Backbone", "Bar",
     "Benchmark", "CheckpointError", "ConfigError", "ContractError", "FIXED_STEP_COST", "CosineSchedule",
     "DataBundle", "DataError", "DataSpec", "Dataset", "DatasetOptions", "Domain", "Encoder", "FlowObjective",
     "HOOK_API_VERSION", "LabelEmbedding", "LinearSchedule", "LogitNormalTime", "MaskedObjective",

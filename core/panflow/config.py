@@ -64,6 +64,7 @@ class TrainConfig:
     grad_clip: float = 0.0     # 0 = off
     accumulation: int = 1
     ema_decay: float = 0.999   # 0 = off
+    ema_warmup: bool = False   # decay min(ema_decay, (1+n)/(10+n)) at step n: for short runs
     amp: str = "auto"          # auto (bf16 on CUDA) | bf16 | off
     tf32: bool = True
     compile: bool = False

@@ -38,6 +38,32 @@ class LabelEmbedding(nn.Module):
         return self.embed(y)
 
 
+class Rotary(nn.Module):
+    """Rotary position embedding (Su et al. 2021, RoFormer) for 1-D sequences.
+
+    ``forward(length) -> (cos, sin)``, each ``[length, head_dim]``; blocks rotate queries and keys
+    with them so attention scores depend on relative position from the first step of training.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10_000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
+        inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv, persistent=False)
+
+    def forward(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ang = torch.arange(length, device=self.inv_freq.device, dtype=torch.float32)[:, None] * self.inv_freq[None]
+        ang = torch.cat([ang, ang], dim=-1)
+        return ang.cos(), ang.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x: [B, H, L, d]`` by position (``cos, sin: [L, d]``), halves paired."""
+    a, b = x.chunk(2, dim=-1)
+    return (x * cos + torch.cat([-b, a], dim=-1) * sin).to(x.dtype)
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: ``x · (1 + scale) + shift`` with ``shift, scale: [B, D]`` broadcast over tokens."""
     return x * (1 + scale[:, None]) + shift[:, None]
@@ -46,7 +72,8 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 class AdaLNBlock(nn.Module):
     """Pre-norm transformer block with adaLN-Zero conditioning (Peebles & Xie 2023).
 
-    ``x: [B, L, D]``, ``c: [B, D]``; ``causal`` masks attention to the past.
+    ``x: [B, L, D]``, ``c: [B, D]``; ``causal`` masks attention to the past; ``rotary``
+    (``(cos, sin)`` from :class:`Rotary`) rotates queries and keys by position.
     """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
@@ -64,11 +91,14 @@ class AdaLNBlock(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, causal: bool = False,
-                key_padding: torch.Tensor | None = None) -> torch.Tensor:
+                key_padding: torch.Tensor | None = None,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         b, l, d = x.shape
         s1, g1, a1, s2, g2, a2 = self.ada(c).chunk(6, dim=-1)
         h = modulate(self.norm1(x), s1, g1)
         q, k, v = self.qkv(h).reshape(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         mask = None
         if key_padding is not None:
             mask = key_padding[:, None, None, :].bool()

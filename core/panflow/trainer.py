@@ -96,7 +96,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = model.to(self.device)
         self.data = data.to(self.device)
-        self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
         self.train_model = D.wrap_model(self.model, self.dist, self.device, cfg.strategy)
         self.forward = torch.compile(self.train_model) if cfg.compile else self.train_model
         self.optimizer = make_optimizer(self.train_model.parameters(), cfg, self.device)
@@ -178,7 +178,7 @@ class Trainer:
             gn = float(torch.nn.utils.clip_grad_norm_(self.train_model.parameters(), self.cfg.grad_clip))
         self.optimizer.step()
         if self.ema is not None:
-            self.ema.update()
+            self.ema.update(step + 1)
         return value, gn
 
     def _on_signal(self, signum, frame) -> None:  # pragma: no cover - exercised in a subprocess test

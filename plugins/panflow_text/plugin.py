@@ -49,9 +49,9 @@ def _load_user(opts):
     return lazy("panflow_text.data:load_text")(opts)
 
 
-SMALL = {"train.steps": 2000, "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 200,
-         "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999, "train.grad_clip": 1.0,
-         "train.weight_decay": 0.01, "train.log_every": 100, "data.options": {"seq_len": 64},
+SMALL = {"train.steps": 4000, "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 200,
+         "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999, "train.ema_warmup": True,
+         "train.grad_clip": 1.0, "train.weight_decay": 0.01, "train.log_every": 100, "data.options": {"seq_len": 64},
          "model.options": {"dim": 128, "depth": 4, "heads": 4}, "sample.solver": "ancestral", "sample.nfe": 64}
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1,

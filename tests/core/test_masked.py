@@ -54,6 +54,44 @@ def test_nelbo_equals_nll_for_uniform_data_and_model(schedule):
     assert nelbo == pytest.approx(math.log(v), rel=0.02)
 
 
+class Neighbour(torch.nn.Module):
+    """For sequences x_l = x_0 + l (mod V): predicts a masked token exactly from a visible left or
+    right neighbour, uniform otherwise. Its NELBO integrand is known in closed form."""
+
+    def __init__(self, v):
+        super().__init__()
+        self.v = v
+
+    def forward(self, z, t, cond=None):
+        v, m = self.v, z == self.v
+        logits = torch.zeros(*z.shape, v)
+        left = torch.full_like(z, -1)
+        left[:, 1:] = torch.where(m[:, :-1], -1, (z[:, :-1] + 1) % v)
+        right = torch.full_like(z, -1)
+        right[:, :-1] = torch.where(m[:, 1:], -1, (z[:, 1:] - 1) % v)
+        guess = torch.where(left >= 0, left, right)
+        hit = guess >= 0
+        logits[hit] = torch.nn.functional.one_hot(guess[hit], v).float() * 60
+        return logits
+
+
+def test_nelbo_and_its_integrand_match_closed_form_with_context():
+    # a masked interior token is unpredictable only if both neighbours are masked: (1 - t)^2 of the
+    # time; the two end tokens have one neighbour: (1 - t). So curve(t) = [(L-2)(1-t)^2 + 2(1-t)]/L·log V
+    # and NELBO = ∫ curve = [(L-2)/3 + 1]/L·log V.
+    v, length = 11, 12
+    start = torch.randint(0, v, (10000, 1), generator=torch.Generator().manual_seed(1))
+    data = Samples((start + torch.arange(length)) % v)
+    obj, model = MaskedObjective(v), Neighbour(v)
+    times = [0.1, 0.5, 0.8]
+    curve = obj.masked_ce_curve(model, data, times, batch_size=1000)
+    for t, c in zip(times, curve):
+        expect = ((length - 2) * (1 - t) ** 2 + 2 * (1 - t)) / length * math.log(v)
+        assert c == pytest.approx(expect, rel=0.05), t
+    nelbo = obj.nelbo(model, data, batch_size=1000, repeats=4)
+    assert nelbo == pytest.approx(((length - 2) / 3 + 1) / length * math.log(v), rel=0.03)
+
+
 def test_loss_is_masked_cross_entropy_weighted():
     v = 5
     obj = MaskedObjective(v)

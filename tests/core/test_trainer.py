@@ -28,12 +28,13 @@ def weights(trainer):
             **{f"e.{k}": v.clone() for k, v in trainer.ema.state_dict().items()}}
 
 
-def test_resume_is_bit_exact(tmp_path):
-    one = make(tmp_path / "one")
+@pytest.mark.parametrize("ema_warmup", [False, True])
+def test_resume_is_bit_exact(tmp_path, ema_warmup):
+    one = make(tmp_path / "one", ema_warmup=ema_warmup)
     one.fit()
-    two = make(tmp_path / "two")
+    two = make(tmp_path / "two", ema_warmup=ema_warmup)
     two.fit(until=5)  # interrupted after 5 of 12 steps
-    again = make(tmp_path / "two")
+    again = make(tmp_path / "two", ema_warmup=ema_warmup)
     assert again.resume() == 5
     again.fit()
     a, b = weights(one), weights(again)
@@ -157,3 +158,24 @@ def test_bf16_autocast_runs_on_cpu(tmp_path):
     t = make(tmp_path, steps=3, amp="bf16")
     t.fit()
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in t.records)
+
+
+def test_ema_warmup_averages_recent_weights():
+    """With warm-up, update n uses min(decay, (1+n)/(10+n)); the first update copies 2/11 of the
+    live weights in, and a constant live model is reached geometrically with those decays."""
+    from panflow.ema import EMA
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.999, warmup=True)
+    assert ema.decay_at(1) == pytest.approx(2 / 11) and ema.decay_at(10**6) == 0.999
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    expect = 0.0
+    for n in range(1, 101):
+        ema.update(n)
+        expect = ema.decay_at(n) * expect + (1 - ema.decay_at(n))
+    assert float(ema.model.weight) == pytest.approx(expect, rel=1e-6)
+    assert float(ema.model.weight) > 0.9  # no warm-up at 0.999 would still be at 1 - 0.999**100 = 0.095
+    with pytest.raises(ValueError, match="update count"):
+        ema.update()
