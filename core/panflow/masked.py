@@ -233,28 +233,6 @@ class AutoregressiveObjective:
         return self.token_nll(model, batch.x).mean()
 
     @torch.no_grad()
-    def masked_ce_curve(self, model, data, times: list[float], batch_size: int = 64, seed: int = 0) -> list[float]:
-        """Mean cross-entropy (nats) of masked tokens at fixed times: the NELBO's integrand.
-
-        For the linear schedule NELBO = ∫_0^1 curve(t) dt, so the curve shows where a model loses
-        (near t = 0 it is bounded below by the per-position marginal entropy; near t = 1 almost
-        all context is visible).
-        """
-        g = torch.Generator(device=data.x.device).manual_seed(seed)
-        out = []
-        for t in times:
-            total, count = 0.0, 0.0
-            for s in range(0, len(data), batch_size):
-                b = data.index(slice(s, s + batch_size))
-                tb = torch.full((len(b),), float(t), device=b.x.device)
-                z = self.path.corrupt(b.x, tb, torch.rand(b.x.shape, generator=g, device=b.x.device))
-                ce = F.cross_entropy(model(z, tb, b.y).float().transpose(1, 2), b.x, reduction="none")
-                m = (z == self.path.mask_id).float() * (1.0 if b.mask is None else b.mask.float())
-                total, count = total + float((ce * m).sum()), count + float(m.sum())
-            out.append(total / max(count, 1.0))
-        return out
-
-    @torch.no_grad()
     def generate(self, model, shape, opts=None, cond=None, generator=None, device="cpu",
                  prefix: torch.Tensor | None = None) -> DiscreteResult:
         """Left-to-right sampling (float64 categorical); NFE = number of positions generated."""

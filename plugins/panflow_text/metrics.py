@@ -20,7 +20,7 @@ def unigram_entropy(tokens: torch.Tensor) -> float:
     """Entropy (bits) of the token frequency distribution."""
     counts = torch.bincount(tokens.flatten()).double()
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log2()).sum())
+    return abs(float((p * p.log2()).sum()))  # abs: a constant sequence gives 0.0, not -0.0
 
 
 def _ngrams(tokens: torch.Tensor, n: int) -> Counter:
