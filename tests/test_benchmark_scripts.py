@@ -18,3 +18,14 @@ def test_trainer_overhead_quick(tmp_path):
     assert result["mlp"]["ratio"] > 0 and result["conv"]["ratio"] > 0
     assert 9.5e6 < result["checkpoint"]["params"] < 11e6 and result["checkpoint"]["save_s"] > 0
     assert (tmp_path / "trainer.md").read_text().startswith("# Trainer overhead")
+
+
+def test_text_budget_quick(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "text_budget.py"), "--steps", "8", "--nelbo-seqs", "16",
+                    "--out", str(tmp_path), "--name", "tb"], check=True, capture_output=True, text=True, timeout=600)
+    result = json.loads((tmp_path / "tb.json").read_text())
+    assert [r["step"] for r in result["by_step"]] == [2, 4, 6, 8]
+    for r in result["by_step"]:
+        assert r["ratio"] == pytest.approx(r["nelbo_bits_per_byte"] / r["ar_bits_per_byte"])
+        assert 0 < r["ar_bits_per_byte"] <= 8.5  # an untrained byte model sits at log2(256) = 8
+    assert (tmp_path / "tb.md").read_text().startswith("# Text: NELBO / AR NLL")

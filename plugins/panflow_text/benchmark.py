@@ -67,11 +67,25 @@ def train_autoregressive(cfg, bundle, spec, root: Path, seed: int, on_milestone)
     return trainer.sampling_model.eval(), spent
 
 
-def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
-    p = PRESETS[preset]
-    root = Path(tempfile.mkdtemp(prefix="panflow-text-bench-"))
-    steps = build_config("text", preset).train.steps
-    cfg = build_config("text", preset, overrides={"train.seed": seed, "train.progress": False,
+@dataclasses.dataclass
+class Pair:
+    """Both models of one budget, the data they saw and their validation numbers."""
+
+    mdlm: object          # panflow Run (EMA weights)
+    judge: torch.nn.Module
+    bundle: object
+    val: object            # validation Samples used for NELBO / NLL
+    bpb: float             # bits per byte per nat per token
+    curve: list[dict]      # NELBO, AR NLL and their ratio at each milestone (bits per byte)
+    mdlm_s: float
+    ar_s: float
+
+
+def train_pair(preset: str, root: Path, seed: int = 0, nelbo_seqs: int = 512, steps: int | None = None) -> Pair:
+    """Train the MDLM (via ``panflow.train``) and the causal baseline on the same budget, evaluating
+    both on the same validation sequences at each milestone."""
+    steps = steps or build_config("text", preset).train.steps
+    cfg = build_config("text", preset, overrides={"train.seed": seed, "train.progress": False, "train.steps": steps,
                                                    "train.checkpoint_every": milestones(steps)[0],
                                                    "train.keep_checkpoints": len(milestones(steps))})
     t0 = time.perf_counter()
@@ -79,26 +93,36 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
     mdlm_s = time.perf_counter() - t0
     mdlm = load_run(mdlm_dir, device="cpu")
     bundle = mdlm.load_data()
-    spec, v = mdlm.spec, mdlm.spec.vocab_size
+    v = mdlm.spec.vocab_size
     bpb = 1 / (LN2 * bundle.meta["bytes_per_token"])
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(bundle.val), generator=g)
-    n = min(p["n"], len(perm) // 2)
-    held, ref = bundle.val.x[perm[:n]], bundle.val.x[perm[n:2 * n]]
-    val = bundle.val.index(perm[: p["nelbo_seqs"]])
+    perm = torch.randperm(len(bundle.val), generator=torch.Generator().manual_seed(seed))
+    val = bundle.val.index(perm[:nelbo_seqs])
     by_step: dict[int, dict] = {}
-    for step in milestones(cfg.train.steps):
+    for step in milestones(steps):
         ck = load_run(mdlm_dir / "checkpoints" / f"step_{step:08d}", device="cpu")
         by_step[step] = {"step": step, "nelbo_bits_per_byte": ck.objective.nelbo(ck.model, val, repeats=4, seed=seed) * bpb}
 
     def ar_milestone(step, model):
-        by_step[step]["ar_bits_per_byte"] = autoregressive_nll(model, val, v) * bpb
+        r = by_step[step]
+        r["ar_bits_per_byte"] = autoregressive_nll(model, val, v) * bpb
+        r["ratio"] = r["nelbo_bits_per_byte"] / r["ar_bits_per_byte"]
 
-    judge, ar_s = train_autoregressive(cfg, bundle, spec, root, seed, ar_milestone)
+    judge, ar_s = train_autoregressive(cfg, bundle, mdlm.spec, root, seed, ar_milestone)
+    return Pair(mdlm, judge, bundle, val, bpb, list(by_step.values()), mdlm_s, ar_s)
+
+
+def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
+    p = PRESETS[preset]
+    root = Path(tempfile.mkdtemp(prefix="panflow-text-bench-"))
+    pair = train_pair(preset, root, seed, p["nelbo_seqs"])
+    mdlm, judge, bundle, val, bpb, curve = pair.mdlm, pair.judge, pair.bundle, pair.val, pair.bpb, pair.curve
+    mdlm_s, ar_s, cfg = pair.mdlm_s, pair.ar_s, mdlm.cfg
+    spec, v = mdlm.spec, mdlm.spec.vocab_size
+    perm = torch.randperm(len(bundle.val), generator=torch.Generator().manual_seed(seed))
+    n = min(p["n"], len(perm) // 2)
+    held, ref = bundle.val.x[perm[:n]], bundle.val.x[perm[n:2 * n]]
     nelbo = mdlm.objective.nelbo(mdlm.model, val, repeats=4, seed=seed)
     ar_nll = autoregressive_nll(judge, val, v)
-    curve = [{"step": r["step"], "nelbo_bits_per_byte": r["nelbo_bits_per_byte"], "ar_bits_per_byte": r["ar_bits_per_byte"],
-              "ratio": r["nelbo_bits_per_byte"] / r["ar_bits_per_byte"]} for r in by_step.values()]
     integrand = mdlm.objective.masked_ce_curve(mdlm.model, val, list(CURVE_TIMES), seed=seed)
     card = ScoreCard("text")
     held_ppl = judge_perplexity(judge, held, v)
