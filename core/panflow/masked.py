@@ -86,16 +86,19 @@ class MaskedObjective:
         u = torch.rand((n, *x.shape[1:]), generator=generator, device=x.device)
         return {"t": t, "u": u}
 
-    def token_nelbo(self, model, batch, rand: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sequence weighted masked cross-entropy (nats) ``[B]`` and real-token counts ``[B]``."""
-        x1, t = batch.x, rand["t"]
-        z = self.path.corrupt(x1, t, rand["u"])
-        logits = model(z, t, batch.y)
-        ce = F.cross_entropy(logits.float().transpose(1, 2), x1, reduction="none")  # [B, L]
+    def _masked_ce(self, model, batch, t: torch.Tensor, u: torch.Tensor):
+        """Corrupt ``batch`` at times ``t [B]`` with uniforms ``u``; return the per-token cross-entropy
+        (nats), the masked indicator and the real-token indicator, each ``[B, L]``."""
+        z = self.path.corrupt(batch.x, t, u)
+        ce = F.cross_entropy(model(z, t, batch.y).float().transpose(1, 2), batch.x, reduction="none")
         masked = (z == self.path.mask_id).float()
         real = torch.ones_like(masked) if batch.mask is None else batch.mask.float()
-        per_seq = (ce * masked * real).sum(1) * self.path.weight(t)
-        return per_seq, real.sum(1)
+        return ce, masked, real
+
+    def token_nelbo(self, model, batch, rand: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence weighted masked cross-entropy (nats) ``[B]`` and real-token counts ``[B]``."""
+        ce, masked, real = self._masked_ce(model, batch, rand["t"], rand["u"])
+        return (ce * masked * real).sum(1) * self.path.weight(rand["t"]), real.sum(1)
 
     def loss(self, model, batch, rand: dict | None = None, generator: torch.Generator | None = None):
         rand = rand if rand is not None else self.draw(batch.x.shape[0], batch.x, generator)
@@ -129,10 +132,8 @@ class MaskedObjective:
             for s in range(0, len(data), batch_size):
                 b = data.index(slice(s, s + batch_size))
                 tb = torch.full((len(b),), float(t), device=b.x.device)
-                z = self.path.corrupt(b.x, tb, torch.rand(b.x.shape, generator=g, device=b.x.device))
-                ce = F.cross_entropy(model(z, tb, b.y).float().transpose(1, 2), b.x, reduction="none")
-                m = (z == self.path.mask_id).float() * (1.0 if b.mask is None else b.mask.float())
-                total, count = total + float((ce * m).sum()), count + float(m.sum())
+                ce, masked, real = self._masked_ce(model, b, tb, torch.rand(b.x.shape, generator=g, device=b.x.device))
+                total, count = total + float((ce * masked * real).sum()), count + float((masked * real).sum())
             out.append(total / max(count, 1.0))
         return out
 
