@@ -74,9 +74,12 @@ class Pair:
     mdlm: object          # panflow Run (EMA weights)
     judge: torch.nn.Module
     bundle: object
+    perm: torch.Tensor     # seeded permutation of the validation set (first ``nelbo_seqs`` = ``val``)
     val: object            # validation Samples used for NELBO / NLL
     bpb: float             # bits per byte per nat per token
     curve: list[dict]      # NELBO, AR NLL and their ratio at each milestone (bits per byte)
+    nelbo: float           # final NELBO and AR NLL, nats per token
+    ar_nll: float
     mdlm_s: float
     ar_s: float
 
@@ -84,10 +87,10 @@ class Pair:
 def train_pair(preset: str, root: Path, seed: int = 0, nelbo_seqs: int = 512, steps: int | None = None) -> Pair:
     """Train the MDLM (via ``panflow.train``) and the causal baseline on the same budget, evaluating
     both on the same validation sequences at each milestone."""
-    steps = steps or build_config("text", preset).train.steps
-    cfg = build_config("text", preset, overrides={"train.seed": seed, "train.progress": False, "train.steps": steps,
-                                                   "train.checkpoint_every": milestones(steps)[0],
-                                                   "train.keep_checkpoints": len(milestones(steps))})
+    cfg = build_config("text", preset, overrides={"train.seed": seed, "train.progress": False,
+                                                   **({"train.steps": steps} if steps else {})})
+    steps = cfg.train.steps
+    cfg.train.checkpoint_every, cfg.train.keep_checkpoints = milestones(steps)[0], len(milestones(steps))
     t0 = time.perf_counter()
     mdlm_dir = train(cfg, root / "mdlm")
     mdlm_s = time.perf_counter() - t0
@@ -97,18 +100,19 @@ def train_pair(preset: str, root: Path, seed: int = 0, nelbo_seqs: int = 512, st
     bpb = 1 / (LN2 * bundle.meta["bytes_per_token"])
     perm = torch.randperm(len(bundle.val), generator=torch.Generator().manual_seed(seed))
     val = bundle.val.index(perm[:nelbo_seqs])
-    by_step: dict[int, dict] = {}
+    nats: dict[int, list[float]] = {}  # step -> [NELBO, AR NLL]
     for step in milestones(steps):
         ck = load_run(mdlm_dir / "checkpoints" / f"step_{step:08d}", device="cpu")
-        by_step[step] = {"step": step, "nelbo_bits_per_byte": ck.objective.nelbo(ck.model, val, repeats=4, seed=seed) * bpb}
+        nats[step] = [ck.objective.nelbo(ck.model, val, repeats=4, seed=seed)]
 
     def ar_milestone(step, model):
-        r = by_step[step]
-        r["ar_bits_per_byte"] = autoregressive_nll(model, val, v) * bpb
-        r["ratio"] = r["nelbo_bits_per_byte"] / r["ar_bits_per_byte"]
+        nats[step].append(autoregressive_nll(model, val, v))
 
     judge, ar_s = train_autoregressive(cfg, bundle, mdlm.spec, root, seed, ar_milestone)
-    return Pair(mdlm, judge, bundle, val, bpb, list(by_step.values()), mdlm_s, ar_s)
+    curve = [{"step": k, "nelbo_bits_per_byte": ne * bpb, "ar_bits_per_byte": ar * bpb, "ratio": ne / ar}
+             for k, (ne, ar) in nats.items()]
+    nelbo, ar_nll = nats[steps]
+    return Pair(mdlm, judge, bundle, perm, val, bpb, curve, nelbo, ar_nll, mdlm_s, ar_s)
 
 
 def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
@@ -116,13 +120,10 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
     root = Path(tempfile.mkdtemp(prefix="panflow-text-bench-"))
     pair = train_pair(preset, root, seed, p["nelbo_seqs"])
     mdlm, judge, bundle, val, bpb, curve = pair.mdlm, pair.judge, pair.bundle, pair.val, pair.bpb, pair.curve
-    mdlm_s, ar_s, cfg = pair.mdlm_s, pair.ar_s, mdlm.cfg
+    mdlm_s, ar_s, cfg, nelbo, ar_nll = pair.mdlm_s, pair.ar_s, mdlm.cfg, pair.nelbo, pair.ar_nll
     spec, v = mdlm.spec, mdlm.spec.vocab_size
-    perm = torch.randperm(len(bundle.val), generator=torch.Generator().manual_seed(seed))
-    n = min(p["n"], len(perm) // 2)
-    held, ref = bundle.val.x[perm[:n]], bundle.val.x[perm[n:2 * n]]
-    nelbo = mdlm.objective.nelbo(mdlm.model, val, repeats=4, seed=seed)
-    ar_nll = autoregressive_nll(judge, val, v)
+    n = min(p["n"], len(pair.perm) // 2)
+    held, ref = bundle.val.x[pair.perm[:n]], bundle.val.x[pair.perm[n:2 * n]]
     integrand = mdlm.objective.masked_ce_curve(mdlm.model, val, list(CURVE_TIMES), seed=seed)
     card = ScoreCard("text")
     held_ppl = judge_perplexity(judge, held, v)
