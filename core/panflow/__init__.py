@@ -5,10 +5,12 @@ public API that plugins import from; everything else is internal.
 """
 
 from ._version import __version__
+from .assembly import Assembly, assemble, load_data, training_spec
 from .checkpoint import find_checkpoint, load_contract
 from .components import (
                          Backbone,
                          Benchmark,
+                         ConditionSpec,
                          DataBundle,
                          Dataset,
                          DatasetOptions,
@@ -16,6 +18,7 @@ from .components import (
                          Domain,
                          Encoder,
                          Metric,
+                         Objective,
                          Samples,
 )
 from .config import RunConfig, TrainConfig
@@ -32,18 +35,20 @@ from .errors import (
 )
 from .guidance import cfg_field
 from .hooks import HOOK_API_VERSION, hookimpl
+from .known import KNOWN_SAMPLERS, KnownSampler, expand_known, make_known_sampler, register_known_sampler
 from .likelihood import divergence_exact, divergence_hutchinson, log_likelihood, standard_normal_logpdf
 from .masked import AutoregressiveObjective, MaskedObjective, MaskedPath, autoregressive_nll
 from .metrics import frechet_distance, kernel_inception_distance, memorisation_rate, precision_recall
-from .nn import AdaLNBlock, AdaLNOutput, LabelEmbedding, Rotary, TimeEmbedding, count_parameters
-from .objective import FlowObjective, SampleOptions, masked_mean
+from .nn import AdaLNBlock, AdaLNOutput, ConditionEmbedding, LabelEmbedding, Rotary, TimeEmbedding, count_parameters
+from .objective import FlowObjective, masked_mean
 from .paths import AffinePath, CosineSchedule, LinearSchedule, VPSchedule, make_schedule
 from .plugins import PluginUnavailable, get_registry, load_plugins
 from .registry import Registry
 from .run import Run, build_config, load_run, train
+from .sampling import SampleOptions, SampleResult, guided_velocity
 from .scorecard import Bar, Row, ScoreCard, bar, hardware, write_result
 from .sde import sample_sde
-from .solvers import FIXED_STEP_COST, SOLVERS, dopri5, integrate, sample_ode, time_grid
+from .solvers import FIXED_STEP_COST, SOLVERS, Solver, dopri5, get_solver, integrate, register_solver, sample_ode, time_grid
 from .time_samplers import LogitNormalTime, ShiftedTime, UniformTime, make_time_sampler
 from .trainer import Trainer, resolve_device
 
@@ -60,5 +65,7 @@ __all__ = [
     "hookimpl", "lazy", "integrate", "kernel_inception_distance", "load_contract", "load_plugins", "load_run",
     "log_likelihood", "make_schedule", "make_time_sampler", "masked_mean", "memorisation_rate",
     "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
-    "train", "write_result",
+    "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
+    "KNOWN_SAMPLERS", "KnownSampler", "expand_known", "make_known_sampler", "register_known_sampler",
+    "ConditionEmbedding", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",
 ]

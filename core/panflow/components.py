@@ -1,8 +1,8 @@
 """The named components a plugin contributes, as plain dataclasses.
 
 Tensor conventions: a batch of continuous samples is ``x: [B, *shape]`` (float); a batch of
-discrete samples is ``x: [B, L]`` (int64 token ids). Optional ``y: [B]`` class labels and
-``mask: [B, *shape]`` (1 = real, 0 = padding) travel with it in :class:`Samples`.
+discrete samples is ``x: [B, L]`` (int64 token ids). Named conditions ``cond`` (the class label is
+the one named ``"label"``), a padding ``mask`` and a ``known`` mask travel with it in :class:`Samples`.
 """
 
 from __future__ import annotations
@@ -15,56 +15,181 @@ import torch
 
 from .errors import DataError
 
+CONDITION_KINDS = ("label", "tensor")
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    """One named condition a sample may carry (part of the data spec and the checkpoint contract).
+
+    - ``kind="label"``: ``int64 [B]`` class ids in ``0..num_classes-1``; its null is the id ``num_classes``.
+    - ``kind="tensor"``: ``float [B, *shape]`` (observation history, previous states, a sequence
+      embedding, ...); its null is zeros, and backbones also receive ``cond[name + ".null"]`` (``bool [B]``)
+      so they may substitute a learned null (see :class:`panflow.ConditionEmbedding`).
+    ``dropout`` is the training-time probability of the null (classifier-free guidance needs > 0);
+    ``normalisation`` says how the domain normalised the values (recorded, not applied by the core).
+    """
+
+    name: str
+    kind: Literal["label", "tensor"] = "tensor"
+    shape: tuple[int, ...] = ()
+    num_classes: int = 0
+    dropout: float = 0.0
+    normalisation: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in CONDITION_KINDS:
+            raise ValueError(f"ConditionSpec.kind must be one of {CONDITION_KINDS}, not {self.kind!r}")
+        if self.kind == "label" and self.num_classes < 1:
+            raise ValueError(f"label condition '{self.name}' needs num_classes >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"condition '{self.name}': dropout must be in [0, 1), got {self.dropout}")
+        if "." in self.name or not self.name:
+            raise ValueError(f"condition name {self.name!r} must be non-empty and contain no '.'")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+
+    def null(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The null value of this condition for ``batch`` samples."""
+        if self.kind == "label":
+            return torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
+        return torch.zeros((batch, *self.shape), device=device)
+
+    def check(self, value: torch.Tensor, batch: int | None = None) -> None:
+        """Raise DataError unless ``value`` has this condition's per-sample shape and dtype."""
+        want = () if self.kind == "label" else self.shape
+        if tuple(value.shape[1:]) != want or (batch is not None and value.shape[0] != batch):
+            raise DataError(f"condition '{self.name}' has shape {tuple(value.shape)}, expected "
+                            f"[{batch if batch is not None else 'N'}, {', '.join(map(str, want))}]".replace(", ]", "]"))
+        if self.kind == "label" and value.is_floating_point():
+            raise DataError(f"label condition '{self.name}' must hold integer class ids, got {value.dtype}")
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes,
+                "dropout": self.dropout, "normalisation": self.normalisation}
+
+    @classmethod
+    def from_json(cls, d: dict) -> ConditionSpec:
+        return cls(d["name"], d.get("kind", "tensor"), tuple(d.get("shape", ())), d.get("num_classes", 0),
+                   d.get("dropout", 0.0), d.get("normalisation", ""))
+
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What the model sees: continuous tensors of ``shape`` or token ids over ``vocab_size``."""
+    """What the model sees: continuous tensors of ``shape`` or token ids over ``vocab_size``.
+
+    ``conditions`` name the contexts a sample may carry (``num_classes > 0`` is shorthand for one
+    label condition named ``"label"``). ``time_shape`` is a prefix of ``shape`` whose elements carry
+    their own time (per frame, per action step, per residue): the model then receives
+    ``t: [B, *time_shape]``, and ``known`` masks (given elements) have that shape too.
+    """
 
     kind: Literal["continuous", "discrete"]
     shape: tuple[int, ...]
     vocab_size: int | None = None
-    num_classes: int = 0  # >0: samples carry class labels usable for conditioning
+    num_classes: int = 0
+    conditions: tuple[ConditionSpec, ...] = ()
+    time_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("continuous", "discrete"):
             raise ValueError(f"DataSpec.kind must be 'continuous' or 'discrete', not {self.kind!r}")
         if self.kind == "discrete" and not self.vocab_size:
             raise ValueError("a discrete DataSpec needs vocab_size")
+        conds = tuple(self.conditions)
+        labels = [c for c in conds if c.name == "label"]
+        if self.num_classes and not labels:
+            conds = (ConditionSpec("label", "label", num_classes=self.num_classes), *conds)
+        elif labels and labels[0].kind == "label":
+            object.__setattr__(self, "num_classes", labels[0].num_classes)
+        names = [c.name for c in conds]
+        if len(set(names)) != len(names):
+            raise ValueError(f"DataSpec has repeated condition names: {names}")
+        object.__setattr__(self, "conditions", conds)
+        ts = tuple(int(s) for s in self.time_shape)
+        if tuple(self.shape[:len(ts)]) != ts:
+            raise ValueError(f"time_shape {ts} must be a prefix of the data shape {tuple(self.shape)}")
+        object.__setattr__(self, "time_shape", ts)
+
+    def condition(self, name: str) -> ConditionSpec:
+        for c in self.conditions:
+            if c.name == name:
+                return c
+        from .errors import UnknownNameError
+
+        raise UnknownNameError("condition", name, [c.name for c in self.conditions])
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "shape": list(self.shape), "vocab_size": self.vocab_size,
-                "num_classes": self.num_classes}
+                "num_classes": self.num_classes, "conditions": [c.to_json() for c in self.conditions],
+                "time_shape": list(self.time_shape)}
 
     @classmethod
     def from_json(cls, d: dict) -> DataSpec:
-        return cls(d["kind"], tuple(d["shape"]), d.get("vocab_size"), d.get("num_classes", 0))
+        conds = tuple(ConditionSpec.from_json(c) for c in d.get("conditions", []))
+        return cls(d["kind"], tuple(d["shape"]), d.get("vocab_size"), d.get("num_classes", 0), conds,
+                   tuple(d.get("time_shape", ())))
 
 
 @dataclass
 class Samples:
-    """A set of samples held in memory: ``x [N, ...]``, optional ``y [N]`` and ``mask``."""
+    """A set of samples held in memory.
+
+    - ``x [N, *shape]``: the data (float) or token ids (int64);
+    - ``cond``: named context tensors, each ``[N, ...]`` (see :class:`ConditionSpec`); the class
+      label is the condition named ``"label"``, and ``y`` is shorthand for it;
+    - ``mask [N, *shape or prefix]``: 1 = real element, 0 = padding (losses and metrics skip padding);
+    - ``known [N, *time_shape]`` (bool): elements given with their values in ``x`` — presented clean
+      and excluded from the loss in training, held at their values in sampling.
+    """
 
     x: torch.Tensor
     y: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    cond: dict[str, torch.Tensor] = field(default_factory=dict)
+    known: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        self.cond = dict(self.cond or {})
+        if self.y is not None:
+            if "label" in self.cond and self.cond["label"] is not self.y:
+                raise DataError("Samples got both y and cond['label']; give the label once")
+            self.cond["label"] = self.y
+        self.y = self.cond.get("label")
         n = self.x.shape[0]
-        for name in ("y", "mask"):
-            v = getattr(self, name)
+        for name, v in [("mask", self.mask), ("known", self.known), *((f"cond['{k}']", v) for k, v in self.cond.items())]:
             if v is not None and v.shape[0] != n:
                 raise DataError(f"Samples.{name} has {v.shape[0]} rows but x has {n}")
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Samples:
+        return Samples(fn(self.x), None, None if self.mask is None else fn(self.mask),
+                       {k: fn(v) for k, v in self.cond.items()}, None if self.known is None else fn(self.known))
+
     def index(self, idx: torch.Tensor | slice) -> Samples:
-        return Samples(self.x[idx], None if self.y is None else self.y[idx],
-                       None if self.mask is None else self.mask[idx])
+        return self._map(lambda v: v[idx])
 
     def to(self, device: torch.device | str) -> Samples:
-        return Samples(self.x.to(device), None if self.y is None else self.y.to(device),
-                       None if self.mask is None else self.mask.to(device))
+        return self._map(lambda v: v.to(device))
+
+    @staticmethod
+    def concat(parts: list[Samples]) -> Samples:
+        """Concatenate along the sample axis (every part must carry the same fields)."""
+        if not parts:
+            raise DataError("cannot concatenate an empty list of Samples")
+        first = parts[0]
+
+        def cat(get):
+            vals = [get(p) for p in parts]
+            if all(v is None for v in vals):
+                return None
+            if any(v is None for v in vals):
+                raise DataError("Samples to concatenate disagree on which fields they carry")
+            return torch.cat(vals)
+
+        cond = {k: cat(lambda p, k=k: p.cond.get(k)) for k in first.cond}
+        return Samples(cat(lambda p: p.x), None, cat(lambda p: p.mask), cond, cat(lambda p: p.known))
 
 
 @dataclass
@@ -122,7 +247,9 @@ class Domain:
       rebuilds a fitted one from a checkpoint;
     - ``write_samples(samples, out_dir, meta=dataset_meta)`` writes generated samples in the domain's
       file format (``meta`` is the dataset meta the checkpoint recorded, e.g. a tokenizer);
-    - ``evaluate(ctx)`` returns a score card (see :mod:`panflow.scorecard`);
+    - ``evaluate(run, n=..., seed=...)`` returns a score card (see :mod:`panflow.scorecard`);
+    - ``objective`` names a registered :class:`Objective`; ``known`` names a registered known-part
+      sampler (:mod:`panflow.known`) with ``known_options``: how training draws the given elements;
     - ``presets`` maps preset name to config overrides (``{"train.steps": 200, ...}``);
     - ``backbone_presets`` maps preset name to backbone name to that backbone's options, used when
       the user gives no ``model.options`` of their own.
@@ -136,11 +263,13 @@ class Domain:
     make_encoder: Callable[[dict[str, Any]], Encoder]
     load_encoder: Callable[[dict[str, Any], dict[str, torch.Tensor]], Encoder]
     write_samples: Callable[..., list]
-    objective: Literal["flow", "masked"] = "flow"
+    objective: str = "flow"  # a registered objective (panflow.Objective): flow | masked | plugin-added
     evaluate: Callable[..., Any] | None = None
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
     backbone_presets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    known: str = "none"
+    known_options: dict[str, Any] = field(default_factory=dict)
     plugin: str = ""
 
 
@@ -155,12 +284,23 @@ class Dataset:
     plugin: str = ""
 
 
+def consumes_labels(cond: ConditionSpec, spec: DataSpec) -> bool:
+    """The default of :attr:`Backbone.consumes`: class labels only."""
+    return cond.kind == "label"
+
+
 @dataclass
 class Backbone:
     """A network ``build(spec, **kwargs) -> nn.Module`` usable by any domain whose spec fits.
 
-    The module's forward is ``model(x_t, t, cond=None) -> out`` with ``out`` shaped like
-    ``x_t`` (continuous) or ``[B, L, vocab]`` logits (discrete).
+    The module's forward is ``model(x_t, t, cond) -> out``: ``x_t [B, *shape]``; ``t [B]``, or
+    ``[B, *spec.time_shape]`` when the spec has per-element time; ``cond`` a dict of the spec's
+    condition tensors (``{}`` when unconditional; see :class:`ConditionSpec`). ``out`` is shaped
+    like ``x_t`` (continuous) or ``[B, L, vocab]`` logits (discrete).
+
+    ``consumes(condition, spec)`` says which conditions the network can use (default: class labels);
+    ``per_element_time`` that it accepts ``t: [B, *time_shape]``. A spec the backbone cannot serve is
+    a configuration error before anything is built (:meth:`check`).
     """
 
     name: str
@@ -169,11 +309,35 @@ class Backbone:
     accepts: Callable[[DataSpec], bool] | None = None
     description: str = ""
     plugin: str = ""
+    consumes: Callable[[ConditionSpec, DataSpec], bool] = consumes_labels
+    per_element_time: bool = False
 
     def fits(self, spec: DataSpec) -> bool:
         if spec.kind not in self.kinds:
             return False
         return True if self.accepts is None else bool(self.accepts(spec))
+
+    def problems(self, spec: DataSpec) -> list[str]:
+        """Why this backbone cannot serve ``spec`` (empty when it can)."""
+        out = []
+        if not self.fits(spec):
+            out.append(f"its data shapes/kinds do not fit {spec.kind} data of shape {list(spec.shape)}")
+        for c in spec.conditions:
+            if not self.consumes(c, spec):
+                what = f"label over {c.num_classes} classes" if c.kind == "label" else f"tensor {list(c.shape)}"
+                out.append(f"it cannot consume condition '{c.name}' ({what})")
+        if spec.time_shape and not self.per_element_time:
+            out.append(f"it takes one time per sample, but the data has per-element time {list(spec.time_shape)}")
+        return out
+
+    def check(self, spec: DataSpec, domain: str = "") -> None:
+        """Raise ConfigError naming every mismatch between this backbone and ``spec``."""
+        probs = self.problems(spec)
+        if probs:
+            from .errors import ConfigError
+
+            where = f" of domain '{domain}'" if domain else ""
+            raise ConfigError(f"backbone '{self.name}' cannot serve the data{where}: " + "; ".join(probs))
 
 
 @dataclass
@@ -189,8 +353,26 @@ class Metric:
 
 
 @dataclass
+class Objective:
+    """A training objective and its samplers, registered by name (``flow``, ``masked``, or a plugin's).
+
+    ``build(spec, cfg) -> obj`` makes it for a data spec and run config; ``from_json(d, spec) -> obj``
+    rebuilds it from a checkpoint contract. ``obj`` has ``draw(n, x, generator) -> dict`` (all the
+    randomness of one loss), ``loss(model, batch, rand) -> scalar``, ``generate(model, shape, opts,
+    cond=..., known=..., x_known=..., generator=..., device=...) -> SampleResult`` and ``to_json()``
+    (which must include ``"kind": name``).
+    """
+
+    name: str
+    build: Callable[..., Any]
+    from_json: Callable[..., Any]
+    description: str = ""
+    plugin: str = ""
+
+
+@dataclass
 class Benchmark:
-    """A recipe: ``run(preset, out_dir, seed) -> dict`` (a JSON-able result with a score card)."""
+    """A recipe: ``run(preset, out_dir, seed) -> ScoreCard`` (rendered to JSON and Markdown)."""
 
     name: str
     domain: str

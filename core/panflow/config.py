@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UnknownNameError
+from .sampling import SampleOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,7 +47,11 @@ class FlowConfig:
     logit_mean: float = 0.0
     logit_std: float = 1.0
     time_shift: float = 3.0
-    label_dropout: float = 0.1
+    label_dropout: float = 0.1  # training dropout of the class label (classifier-free guidance)
+    cond_dropout: dict = field(default_factory=dict)  # {condition: p}: overrides the domain's dropout
+    known: str = ""            # known-part sampler ("" = the domain's default): none | prefix | random
+    known_options: dict = field(default_factory=dict)
+    per_element_time: bool = False  # independent training times per element (needs a time_shape)
 
 
 @dataclass
@@ -80,11 +85,9 @@ class TrainConfig:
 
 
 @dataclass
-class SampleConfig:
-    solver: str = "euler"
-    nfe: int = 16
-    guidance: float = 1.0
-    noise_scale: float = 0.0
+class SampleConfig(SampleOptions):
+    """The ``[sample]`` section: :class:`panflow.SampleOptions` plus how many samples and the seed."""
+
     n: int = 64
     seed: int = 0
 
@@ -125,6 +128,9 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     elif typ is dict:
         if isinstance(value, dict):
             return copy.deepcopy(value)  # never alias a preset's dict (later keys mutate it)
+    elif typ is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
     else:
         return value
     raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {value!r} ({type(value).__name__})")

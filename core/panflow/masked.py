@@ -13,14 +13,13 @@ estimated with stratified t. The model maps ``(z_t [B, L], t [B], cond) -> logit
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .errors import ContractError, PanflowError, UnknownNameError
-from .objective import SampleOptions
+from .errors import ContractError, DataError, PanflowError, UnknownNameError
+from .sampling import SampleOptions, SampleResult
 
 MASKED_SCHEDULES = ("linear", "cosine")
 MASKED_SAMPLERS = ("ancestral", "confidence")
@@ -54,14 +53,6 @@ class MaskedPath:
         return torch.where(keep, x1, torch.full_like(x1, self.mask_id))
 
 
-@dataclass
-class DiscreteResult:
-    x: torch.Tensor
-    nfe: int
-    steps: int
-    method: str
-
-
 def _categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Sample from ``probs [..., V]`` in float64 by the Gumbel-free inverse-CDF method."""
     p = probs.double()
@@ -76,8 +67,10 @@ class MaskedObjective:
 
     kind = "masked"
 
-    def __init__(self, vocab_size: int, schedule: str = "linear"):
+    def __init__(self, vocab_size: int, schedule: str = "linear", conditions: tuple = ()):
         self.path = MaskedPath(vocab_size, schedule)
+        self.conditions = tuple(conditions)
+        self.time_shape = ()
 
     def draw(self, n: int, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """Stratified times over the batch and per-token uniforms."""
@@ -90,9 +83,13 @@ class MaskedObjective:
         """Corrupt ``batch`` at times ``t [B]`` with uniforms ``u``; return the per-token cross-entropy
         (nats), the masked indicator and the real-token indicator, each ``[B, L]``."""
         z = self.path.corrupt(batch.x, t, u)
-        ce = F.cross_entropy(model(z, t, batch.y).float().transpose(1, 2), batch.x, reduction="none")
+        if batch.known is not None:  # given tokens stay visible and out of the loss
+            z = torch.where(batch.known.bool(), batch.x, z)
+        ce = F.cross_entropy(model(z, t, batch.cond).float().transpose(1, 2), batch.x, reduction="none")
         masked = (z == self.path.mask_id).float()
         real = torch.ones_like(masked) if batch.mask is None else batch.mask.float()
+        if batch.known is not None:
+            real = real * (~batch.known.bool()).float()
         return ce, masked, real
 
     def token_nelbo(self, model, batch, rand: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,29 +137,30 @@ class MaskedObjective:
     @torch.no_grad()
     def generate(self, model, shape: tuple[int, ...], opts: SampleOptions, cond=None,
                  generator: torch.Generator | None = None, device="cpu",
-                 fixed: torch.Tensor | None = None, fixed_mask: torch.Tensor | None = None) -> DiscreteResult:
+                 known: torch.Tensor | None = None, x_known: torch.Tensor | None = None) -> SampleResult:
         """Unmask an all-masked ``[B, L]`` sequence in ``opts.nfe`` steps.
 
         ``opts.solver``: ``ancestral`` (each masked token unmasks with probability
         (κ_t − κ_s)/(1 − κ_s), tokens drawn from the model) or ``confidence`` (the expected number
-        of tokens is unmasked, most confident first). ``fixed``/``fixed_mask`` pin positions
-        (prefix, infill). NFE counts model calls actually made: a step that unmasks nothing
-        reuses the previous output, which is exact for time-free models (the MDLM choice, and the
-        text transformer's default) and, for a time-conditioned model, evaluates it at the time of
-        the last change.
+        of tokens is unmasked, most confident first). ``known``/``x_known`` hold given tokens (a
+        prefix, the two sides of an infill) — the same known parts as for continuous data. NFE
+        counts model calls actually made: a step that unmasks nothing reuses the previous output,
+        which is exact for time-free models (the MDLM choice, and the text transformer's default)
+        and, for a time-conditioned model, evaluates it at the time of the last change.
         """
-        method = opts.solver if opts.solver in MASKED_SAMPLERS else "ancestral"
+        if opts.solver not in MASKED_SAMPLERS:
+            raise UnknownNameError("masked-diffusion sampler", opts.solver, MASKED_SAMPLERS)
+        method = opts.solver
         steps = int(opts.nfe)
         if steps <= 0:
             raise PanflowError(f"NFE must be positive, got {steps}")
+        cond = dict(cond or {})
         mask_id = self.path.mask_id
         z = torch.full(shape, mask_id, dtype=torch.long, device=device)
-        pinned = torch.zeros(shape, dtype=torch.bool, device=device)
-        if fixed is not None:
-            if fixed.shape != torch.Size(shape) or fixed_mask is None:
-                raise PanflowError(f"fixed tokens must have shape {tuple(shape)} and come with fixed_mask")
-            pinned = fixed_mask.bool().to(device)
-            z = torch.where(pinned, fixed.to(device), z)
+        if known is not None:
+            if x_known is None or tuple(x_known.shape) != tuple(shape) or tuple(known.shape) != tuple(shape):
+                raise DataError(f"known tokens and their mask must both have shape {list(shape)}")
+            z = torch.where(known.bool().to(device), x_known.to(device), z)
         grid = torch.linspace(0, 1, steps + 1, dtype=torch.float64, device=device)
         nfe, probs = 0, None
         for i in range(steps):
@@ -191,7 +189,7 @@ class MaskedObjective:
             if bool(reveal.any()):
                 z = torch.where(reveal, tokens, z)
                 probs = None
-        return DiscreteResult(z, nfe, steps, method)
+        return SampleResult(z, nfe, steps, method)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": {"type": "masked", "schedule": self.path.schedule},
@@ -199,10 +197,10 @@ class MaskedObjective:
                 "time_direction": "0=noise,1=data"}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> MaskedObjective:
+    def from_json(cls, d: dict[str, Any], spec=None) -> MaskedObjective:
         if d.get("time_direction") != "0=noise,1=data":
             raise ContractError(f"checkpoint uses time direction {d.get('time_direction')!r}")
-        return cls(d["vocab_size"], d["path"]["schedule"])
+        return cls(d["vocab_size"], d["path"]["schedule"], spec.conditions if spec is not None else ())
 
 
 class AutoregressiveObjective:
@@ -227,7 +225,7 @@ class AutoregressiveObjective:
     def token_nll(self, model, x: torch.Tensor) -> torch.Tensor:
         """Per-token NLL ``[B, L]`` in nats."""
         t = torch.ones(x.shape[0], device=x.device)
-        logits = model(self._inputs(x), t, None)
+        logits = model(self._inputs(x), t, {})
         return F.cross_entropy(logits.float().transpose(1, 2), x, reduction="none")
 
     def loss(self, model, batch, rand=None, generator=None):
@@ -235,7 +233,7 @@ class AutoregressiveObjective:
 
     @torch.no_grad()
     def generate(self, model, shape, opts=None, cond=None, generator=None, device="cpu",
-                 prefix: torch.Tensor | None = None) -> DiscreteResult:
+                 prefix: torch.Tensor | None = None) -> SampleResult:
         """Left-to-right sampling (float64 categorical); NFE = number of positions generated."""
         b, length = shape
         x = torch.zeros(shape, dtype=torch.long, device=device)
@@ -245,9 +243,9 @@ class AutoregressiveObjective:
             x[:, :start] = prefix
         t = torch.ones(b, device=device)
         for pos in range(start, length):
-            logits = model(self._inputs(x), t, None)[:, pos].double()
+            logits = model(self._inputs(x), t, {})[:, pos].double()
             x[:, pos] = _categorical(logits.softmax(-1), generator)
-        return DiscreteResult(x, length - start, length - start, "autoregressive")
+        return SampleResult(x, length - start, length - start, "autoregressive")
 
 
 def autoregressive_nll(model, data, vocab_size: int, batch_size: int = 64) -> float:

@@ -9,7 +9,11 @@ from torch import nn
 
 
 class TimeEmbedding(nn.Module):
-    """Sinusoidal features of ``t: [B]`` (scaled by 1000) followed by a 2-layer MLP: ``[B, dim]``."""
+    """Sinusoidal features of ``t`` (scaled by 1000) followed by a 2-layer MLP.
+
+    ``t: [B]`` gives ``[B, dim]``; per-element times ``t: [B, *time_shape]`` give
+    ``[B, *time_shape, dim]`` (one embedding per frame / step / residue).
+    """
 
     def __init__(self, dim: int, freq_dim: int = 128, max_period: float = 10_000.0):
         super().__init__()
@@ -19,8 +23,7 @@ class TimeEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * half, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.reshape(t.shape[0], -1)[:, 0] if t.dim() > 1 else t
-        args = 1000.0 * t.float()[:, None] * self.freqs[None]
+        args = 1000.0 * t.float()[..., None] * self.freqs
         return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
 
 
@@ -36,6 +39,53 @@ class LabelEmbedding(nn.Module):
         if y is None:
             y = torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
         return self.embed(y)
+
+
+class ConditionEmbedding(nn.Module):
+    """All of a spec's conditions as one vector ``[B, dim]`` (summed), for global conditioning.
+
+    Labels use an embedding table with a null row (id ``num_classes``); tensor conditions are
+    flattened through a 2-layer MLP, and rows flagged ``cond[name + ".null"]`` get a learned null
+    vector instead (so a dropped condition is not confused with an all-zero one). Conditions not in
+    ``cond`` (or ``cond`` empty) count as null. Spatial conditions that should be concatenated to the
+    input instead are the backbone's business; this module is for vectors and labels.
+    """
+
+    def __init__(self, conditions, dim: int, hidden: int | None = None):
+        super().__init__()
+        self.specs = tuple(conditions)
+        self.labels = nn.ModuleDict()
+        self.tensors = nn.ModuleDict()
+        self.nulls = nn.ParameterDict()
+        for c in self.specs:
+            if c.kind == "label":
+                self.labels[c.name] = nn.Embedding(c.num_classes + 1, dim)
+            else:
+                width = math.prod(c.shape) if c.shape else 1
+                h = hidden or dim
+                self.tensors[c.name] = nn.Sequential(nn.Linear(width, h), nn.SiLU(), nn.Linear(h, dim))
+                self.nulls[c.name] = nn.Parameter(torch.zeros(dim))
+        self.dim = dim
+
+    def forward(self, cond: dict | None, batch: int, device: torch.device) -> torch.Tensor:
+        cond = cond or {}
+        out = torch.zeros(batch, self.dim, device=device)
+        for c in self.specs:
+            v = cond.get(c.name)
+            if c.kind == "label":
+                y = v if v is not None else torch.full((batch,), c.num_classes, dtype=torch.long, device=device)
+                out = out + self.labels[c.name](y)
+                continue
+            null = self.nulls[c.name].to(out.dtype)
+            if v is None:
+                out = out + null
+                continue
+            e = self.tensors[c.name](v.reshape(batch, -1).to(out.dtype))
+            drop = cond.get(c.name + ".null")
+            if drop is not None:
+                e = torch.where(drop.reshape(batch, 1), null.expand_as(e), e)
+            out = out + e
+        return out
 
 
 class Rotary(nn.Module):

@@ -1,24 +1,26 @@
-"""Training objectives over (model, path, target, time sampler, mask) and their samplers.
+"""Conditional flow matching: the loss over (model, path, target, time sampler, conditions, known
+parts, padding mask) and its sampler.
 
-An objective turns a batch into a scalar loss (``loss``), describes itself for the checkpoint
-contract (``to_json``) and knows how to draw samples from a trained model (``generate``).
-The model signature is ``model(x_t, t, cond) -> out``; class labels ``cond: [B]`` use
-``null_label`` (= number of classes) for the unconditional branch.
+The model signature is ``model(x_t, t, cond) -> out``: ``t`` is ``[B]``, or ``[B, *time_shape]``
+when the data spec declares per-element time; ``cond`` is a dict of condition tensors (see
+:class:`panflow.ConditionSpec`; ``{}`` when unconditional). Known elements (``known [B, *time_shape]``)
+are presented clean at time 1 and excluded from the loss in training, and held at their values by
+every solver in sampling.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 import torch
 
-from .components import Samples
-from .errors import ContractError, PanflowError, UnknownNameError
-from .guidance import cfg_field
+from .components import ConditionSpec, DataSpec, Samples
+from .errors import ContractError, DataError, UnknownNameError
+from .known import KnownSampler, expand_known, make_known_sampler
 from .paths import PREDICTIONS, AffinePath, schedule_from_json
-from .sde import sample_sde
-from .solvers import SOLVERS, ODEResult, sample_ode
+from .sampling import SampleOptions, SampleResult, guidance_groups, guided_velocity, prepare_cond, with_nulls
+from .solvers import get_solver
 from .time_samplers import TimeSampler, make_time_sampler
 
 
@@ -33,37 +35,83 @@ def masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (err * m).sum() / m.sum().clamp_min(1.0)
 
 
-@dataclass
-class SampleOptions:
-    """How to sample: solver, NFE, guidance scale/interval, SDE noise scale, seed."""
-
-    solver: str = "euler"
-    nfe: int = 16
-    guidance: float = 1.0
-    guidance_interval: tuple[float, float] | None = None
-    noise_scale: float = 0.0  # > 0 uses Euler–Maruyama (solver ignored)
-    atol: float = 1e-5
-    rtol: float = 1e-5
+def check_known(known: torch.Tensor, x_known: torch.Tensor | None, shape: tuple[int, ...],
+                time_shape: tuple[int, ...]) -> torch.Tensor:
+    """Validate a sampling-time known mask ``[B, *time_shape]`` and its values ``[B, *shape]``."""
+    want = (shape[0], *time_shape)
+    if not time_shape:
+        raise DataError("known parts need a data spec with per-element time (DataSpec.time_shape); this "
+                        "domain has one time per sample")
+    if tuple(known.shape) != want:
+        raise DataError(f"known mask has shape {tuple(known.shape)}, expected {list(want)} (batch, *time_shape)")
+    if x_known is None or tuple(x_known.shape) != tuple(shape):
+        got = None if x_known is None else tuple(x_known.shape)
+        raise DataError(f"known values x_known must have the sample shape {list(shape)}, got {got}")
+    return known.bool()
 
 
 class FlowObjective:
-    """Conditional flow matching on an affine path with any prediction target."""
+    """Conditional flow matching on an affine path with any prediction target.
+
+    ``conditions`` (with their training dropout) come from the data spec; ``num_classes`` with
+    ``label_dropout`` is shorthand for one label condition. ``time_shape`` enables per-element time
+    and known parts; ``per_element_time`` draws independent times per element in training
+    (Diffusion Forcing, Chen et al. 2024) instead of one per sample; ``known`` is the training
+    distribution of given elements (:mod:`panflow.known`).
+    """
 
     kind = "flow"
 
     def __init__(self, path: AffinePath | str = "linear", prediction: str = "velocity",
                  time_sampler: TimeSampler | str | dict = "uniform", label_dropout: float = 0.0,
-                 num_classes: int = 0, t_eps: float = 1e-4):
+                 num_classes: int = 0, t_eps: float = 1e-4, *, conditions: tuple[ConditionSpec, ...] = (),
+                 time_shape: tuple[int, ...] = (), known: KnownSampler | str | dict = "none",
+                 per_element_time: bool = False):
         self.path = AffinePath(path) if isinstance(path, str) else path
         if prediction not in PREDICTIONS:
             raise UnknownNameError("prediction target", prediction, PREDICTIONS)
         self.prediction = prediction
         self.time_sampler = make_time_sampler(time_sampler)
-        self.label_dropout, self.num_classes, self.t_eps = float(label_dropout), int(num_classes), t_eps
+        conditions = tuple(conditions)
+        if num_classes and not any(c.name == "label" for c in conditions):
+            conditions = (ConditionSpec("label", "label", num_classes=int(num_classes), dropout=float(label_dropout)),
+                          *conditions)
+        self.conditions = conditions
+        self.time_shape = tuple(time_shape)
+        self.known = make_known_sampler(known)
+        self.per_element_time = bool(per_element_time)
+        if self.per_element_time and not self.time_shape:
+            raise ContractError("per_element_time needs a data spec with time_shape")
+        self.t_eps = t_eps
+
+    @property
+    def num_classes(self) -> int:
+        return next((c.num_classes for c in self.conditions if c.kind == "label" and c.name == "label"), 0)
 
     @property
     def null_label(self) -> int:
         return self.num_classes
+
+    # -- time and conditions ---------------------------------------------------------------
+    def model_time(self, t: torch.Tensor, known: torch.Tensor | None, n: int) -> torch.Tensor:
+        """The time the model sees: ``[n]``, or ``[n, *time_shape]`` with known elements at 1."""
+        if not self.time_shape:
+            return t
+        if t.dim() == 1:
+            t = t.reshape(n, *([1] * len(self.time_shape))).expand(n, *self.time_shape)
+        if known is not None:
+            t = torch.where(known, torch.ones((), dtype=t.dtype, device=t.device), t)
+        return t
+
+    def train_cond(self, cond: dict[str, torch.Tensor], drop: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch's conditions with each dropped to its null where ``drop[:, k] < dropout_k``."""
+        rows = {}
+        for k, c in enumerate(self.conditions):
+            if c.name not in cond:
+                raise DataError(f"the batch lacks condition '{c.name}' that the data spec declares")
+            if c.dropout > 0:
+                rows[c.name] = drop[:, k] < c.dropout
+        return with_nulls(self.conditions, cond, rows)
 
     # -- training ----------------------------------------------------------------------
     def draw(self, n: int, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
@@ -73,32 +121,45 @@ class FlowObjective:
         split across ranks or accumulation steps sees exactly the noise of the unsplit batch.
         """
         dev = x.device
-        t = self.time_sampler.sample(n, generator, dev).to(x.dtype)
+        shape = (n, *self.time_shape) if self.per_element_time else n
+        t = self.time_sampler.sample(shape, generator, dev).to(x.dtype)
         if self.prediction != "velocity":  # other targets are singular at the end points
             t = t.clamp(self.t_eps, 1 - self.t_eps)
         x0 = torch.randn((n, *x.shape[1:]), generator=generator, device=dev, dtype=x.dtype)
-        drop = torch.rand(n, generator=generator, device=dev)
-        return {"t": t, "x0": x0, "drop": drop}
+        drop = torch.rand((n, max(1, len(self.conditions))), generator=generator, device=dev)
+        rand = {"t": t, "x0": x0, "drop": drop}
+        known = self.known.draw(n, self.time_shape, generator, dev)
+        if known is not None:
+            rand["known"] = known
+        return rand
 
     def loss(self, model: torch.nn.Module, batch: Samples, rand: dict | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
-        """Mean squared error of the prediction target (masked where ``batch.mask`` is 0)."""
+        """Mean squared error of the prediction target over real, unknown elements."""
         x1 = batch.x
-        rand = rand if rand is not None else self.draw(x1.shape[0], x1, generator)
-        t, x0 = rand["t"], rand["x0"]
+        n = x1.shape[0]
+        rand = rand if rand is not None else self.draw(n, x1, generator)
+        x0 = rand["x0"]
+        known = rand.get("known")
+        if batch.known is not None:
+            if not self.time_shape:
+                raise DataError("the batch carries known parts but the data spec has no per-element time")
+            known = batch.known.bool() if known is None else (known | batch.known.bool())
+        t = self.model_time(rand["t"], known, n)
         x_t, u = self.path.sample(x0, x1, t)
         target = u if self.prediction == "velocity" else self.path.target(self.prediction, x0, x1, t)
-        cond = batch.y
-        if cond is not None and self.label_dropout > 0:
-            cond = torch.where(rand["drop"] < self.label_dropout, torch.full_like(cond, self.null_label), cond)
-        out = model(x_t, t, cond)
-        return masked_mean((out.float() - target.float()) ** 2, batch.mask)
+        out = model(x_t, t, self.train_cond(batch.cond, rand["drop"]))
+        weight = batch.mask
+        if known is not None:
+            free = (~expand_known(known, x1)).to(x1.dtype)
+            weight = free if weight is None else free * _expand_mask(weight, x1)
+        return masked_mean((out.float() - target.float()) ** 2, weight)
 
     # -- sampling ----------------------------------------------------------------------
     def model_velocity(self, model: torch.nn.Module):
         """``f(x, t, cond) -> velocity`` from a model of any prediction target."""
 
-        def fn(x, t, cond=None):
+        def fn(x, t, cond):
             out = model(x, t, cond)
             if self.prediction == "velocity":
                 return out
@@ -107,45 +168,76 @@ class FlowObjective:
 
         return fn
 
-    def field(self, model: torch.nn.Module, cond: torch.Tensor | None = None, guidance: float = 1.0,
-              interval: tuple[float, float] | None = None):
-        fn = self.model_velocity(model)
-        if cond is None:
-            return lambda x, t: fn(x, t, None)
-        if guidance != 1.0 and self.num_classes == 0:
-            raise ContractError("guidance needs a class-conditional model (num_classes > 0)")
-        null = torch.full_like(cond, self.null_label)
-        return cfg_field(fn, cond, null, guidance, interval)
+    def field(self, model: torch.nn.Module, cond: dict[str, torch.Tensor] | None = None,
+              opts: SampleOptions | None = None, batch: int | None = None, device: torch.device | str = "cpu"):
+        """The (guided) velocity field ``f(x, s)`` over solver time ``s [B]``, with nothing known."""
+        opts = opts or SampleOptions()
+        b = batch if batch is not None else (next(iter(cond.values())).shape[0] if cond else 0)
+        conds = prepare_cond(self.conditions, cond, b, device) if self.conditions else {}
+        vel = guided_velocity(self.model_velocity(model), self.conditions, conds,
+                              guidance_groups(self.conditions, opts), opts.guidance_interval)
+        return lambda x, s: vel(x, self.model_time(s, None, x.shape[0]), s)
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, shape: tuple[int, ...], opts: SampleOptions,
-                 cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                 device: torch.device | str = "cpu") -> ODEResult:
-        """Draw ``shape[0]`` samples in model space; returns the ODE result (x, NFE, steps)."""
-        if opts.solver not in SOLVERS:
-            raise UnknownNameError("solver", opts.solver, SOLVERS)
+                 cond: dict[str, torch.Tensor] | None = None, generator: torch.Generator | None = None,
+                 device: torch.device | str = "cpu", known: torch.Tensor | None = None,
+                 x_known: torch.Tensor | None = None) -> SampleResult:
+        """Draw ``shape[0]`` samples in model space.
+
+        ``cond`` gives condition tensors by name (a condition left out is set to its null, which the
+        model must have been trained with); ``known [B, *time_shape]`` with ``x_known [B, *shape]``
+        holds given elements (``opts.inpaint`` says how). Returns the samples, NFE and steps.
+        """
+        solver = get_solver(opts.solver)
         x0 = torch.randn(shape, generator=generator, device=device)
-        field = self.field(model, cond, opts.guidance, opts.guidance_interval)
-        if opts.noise_scale > 0:
-            if opts.nfe <= 0:
-                raise PanflowError(f"NFE must be positive, got {opts.nfe}")
-            return sample_sde(field, self.path, x0, opts.nfe, opts.noise_scale, generator)
-        return sample_ode(field, x0, opts.solver, nfe=opts.nfe, atol=opts.atol, rtol=opts.rtol)
+        b = shape[0]
+        conds = prepare_cond(self.conditions, cond, b, device)
+        vel = guided_velocity(self.model_velocity(model), self.conditions, conds,
+                              guidance_groups(self.conditions, opts), opts.guidance_interval)
+        if known is None:
+            return solver.run(lambda x, s: vel(x, self.model_time(s, None, b), s), x0, opts, path=self.path,
+                              generator=generator)
+        known = check_known(known, x_known, tuple(shape), self.time_shape).to(device)
+        x_known = x_known.to(device=device, dtype=x0.dtype)
+        kfull = expand_known(known, x0)
+        if opts.inpaint == "trained":
+            def field(x, s):
+                return vel(torch.where(kfull, x_known, x), self.model_time(s, known, b), s)
+
+            return solver.run(field, torch.where(kfull, x_known, x0), opts, path=self.path, generator=generator,
+                              hold=kfull)
+
+        def replaced(x, s):  # training-free: known elements follow their own path x_s = α_s x_known + σ_s x0
+            a, sg, _, _ = self.path.coefficients(s, x)
+            return vel(torch.where(kfull, a * x_known + sg * x0, x), self.model_time(s, None, b), s)
+
+        res = solver.run(replaced, x0, opts, path=self.path, generator=generator)
+        return dataclasses.replace(res, x=torch.where(kfull, x_known, res.x))
 
     # -- contract ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": self.path.to_json(), "prediction": self.prediction,
                 "time_sampler": self.time_sampler.to_json(), "time_direction": "0=noise,1=data",
-                "label_dropout": self.label_dropout, "num_classes": self.num_classes,
-                "t_eps": self.t_eps}
+                "conditions": [c.to_json() for c in self.conditions], "time_shape": list(self.time_shape),
+                "per_element_time": self.per_element_time, "known": self.known.to_json(),
+                "label_dropout": next((c.dropout for c in self.conditions if c.name == "label"), 0.0),
+                "num_classes": self.num_classes, "t_eps": self.t_eps}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> FlowObjective:
+    def from_json(cls, d: dict[str, Any], spec: DataSpec | None = None) -> FlowObjective:
         if d.get("time_direction", "0=noise,1=data") != "0=noise,1=data":
             raise ContractError(f"checkpoint uses time direction {d['time_direction']!r}; panflow "
                                 "samples with t=0 noise, t=1 data")
         if d["path"].get("type") != "affine":
             raise ContractError(f"unsupported path type {d['path'].get('type')!r}")
-        return cls(AffinePath(schedule_from_json(d["path"]["schedule"])), d["prediction"],
-                   d["time_sampler"], d.get("label_dropout", 0.0), d.get("num_classes", 0),
-                   d.get("t_eps", 1e-4))
+        conds = tuple(ConditionSpec.from_json(c) for c in d.get("conditions", []))
+        return cls(AffinePath(schedule_from_json(d["path"]["schedule"])), d["prediction"], d["time_sampler"],
+                   d.get("label_dropout", 0.0), 0 if conds else d.get("num_classes", 0), d.get("t_eps", 1e-4),
+                   conditions=conds, time_shape=tuple(d.get("time_shape", ())), known=d.get("known", "none"),
+                   per_element_time=d.get("per_element_time", False))
+
+
+def _expand_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    m = mask.to(like.dtype)
+    return m.reshape(*m.shape, *([1] * (like.dim() - m.dim()))).expand_as(like)

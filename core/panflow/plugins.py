@@ -82,6 +82,9 @@ class PluginManager:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(PanflowHookSpec)
         self.registry = Registry()
+        from .assembly import register_core
+
+        register_core(self.registry)
         self.plugins: dict[str, PluginInfo] = {}
 
     def load_entry_points(self) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .components import Backbone, Benchmark, Dataset, Domain, Metric
+from .components import Backbone, Benchmark, Dataset, Domain, Metric, Objective
 from .errors import PanflowError, UnknownNameError
 
-KINDS = ("domain", "dataset", "backbone", "metric", "benchmark")
+KINDS = ("domain", "dataset", "backbone", "metric", "benchmark", "objective")
 _TYPES = {"domain": Domain, "dataset": Dataset, "backbone": Backbone, "metric": Metric,
-          "benchmark": Benchmark}
+          "benchmark": Benchmark, "objective": Objective}
 
 
 class DuplicateComponentError(PanflowError):
@@ -82,6 +82,9 @@ class Registry:
     def benchmark(self, name: str) -> Benchmark:
         return self.get("benchmark", name)
 
+    def objective(self, name: str) -> Objective:
+        return self.get("objective", name)
+
     def contributed_by(self, plugin: str) -> dict[str, list[str]]:
         return {k: sorted(n for n, c in t.items() if c.plugin == plugin)
                 for k, t in self._items.items()}
@@ -108,3 +111,6 @@ class PluginRegistry:
 
     def add_benchmark(self, benchmark: Benchmark) -> Benchmark:
         return self._registry.add("benchmark", benchmark, self.plugin)
+
+    def add_objective(self, objective: Objective) -> Objective:
+        return self._registry.add("objective", objective, self.plugin)

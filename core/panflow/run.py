@@ -8,6 +8,7 @@ samples through the domain's decoder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +16,15 @@ from typing import Any
 
 import torch
 
-from ._version import __version__
+from .assembly import assemble, build_model, check_contract, load_data, make_contract, objective_from_contract
 from .checkpoint import find_checkpoint, load_contract, load_weights
-from .components import DataBundle, DatasetOptions, DataSpec, Domain, Encoder, Samples
+from .components import DataBundle, DataSpec, Domain, Encoder, Samples
 from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
-from .objective import FlowObjective, SampleOptions
+from .known import expand_known
 from .plugins import get_registry, load_plugins
 from .registry import Registry
+from .sampling import SampleOptions
 from .trainer import Trainer, resolve_device
 
 PRESETS = ("smoke", "small", "full")
@@ -77,42 +79,6 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def build_objective(domain: Domain, cfg: RunConfig, spec: DataSpec):
-    """The objective a domain trains with, from the ``flow`` config section."""
-    f = cfg.flow
-    if domain.objective == "masked":
-        from .masked import MaskedObjective
-
-        return MaskedObjective(spec.vocab_size, schedule=f.schedule)
-    if f.time_sampler == "logit_normal":
-        ts: Any = {"name": "logit_normal", "mean": f.logit_mean, "std": f.logit_std}
-    elif f.time_sampler == "shifted":
-        ts = {"name": "shifted", "shift": f.time_shift}
-    else:
-        ts = f.time_sampler
-    return FlowObjective(f.schedule, f.prediction, ts, f.label_dropout if spec.num_classes else 0.0,
-                         spec.num_classes)
-
-
-def objective_from_contract(d: dict[str, Any]):
-    if d["kind"] == "flow":
-        return FlowObjective.from_json(d)
-    if d["kind"] == "masked":
-        from .masked import MaskedObjective
-
-        return MaskedObjective.from_json(d)
-    raise ContractError(f"objective kind {d['kind']!r} is not supported by panflow {__version__}")
-
-
-def load_data(reg: Registry, cfg: RunConfig) -> DataBundle:
-    ds = reg.dataset(cfg.data.dataset, cfg.domain)
-    opts = DatasetOptions(cfg.data.path or None, cfg.data.val_fraction, cfg.data.seed, dict(cfg.data.options))
-    bundle = ds.load(opts)
-    if len(bundle.train) == 0:
-        raise DataError(f"dataset '{ds.name}' produced no training samples")
-    return bundle
-
-
 @dataclass
 class Run:
     """A model ready to sample: config, domain, encoder, network (EMA weights), objective."""
@@ -133,40 +99,63 @@ class Run:
         return load_data(get_registry(), self.cfg)
 
     def options(self, **kw: Any) -> SampleOptions:
-        s = self.cfg.sample
-        base = {"solver": s.solver, "nfe": s.nfe, "guidance": s.guidance, "noise_scale": s.noise_scale}
+        """The run's ``[sample]`` settings with ``kw`` (those not None) overriding them."""
+        base = {f.name: getattr(self.cfg.sample, f.name) for f in dataclasses.fields(SampleOptions)}
         base.update({k: v for k, v in kw.items() if v is not None})
         return SampleOptions(**base)
 
     @torch.no_grad()
     def generate(self, n: int, opts: SampleOptions | None = None, labels: torch.Tensor | None = None,
-                 seed: int = 0, batch_size: int = 1024) -> tuple[Samples, dict]:
-        """``n`` raw-space samples (decoded) and the setup that produced them (NFE, wall time)."""
+                 seed: int = 0, batch_size: int = 1024, cond: dict[str, torch.Tensor] | None = None,
+                 known: torch.Tensor | None = None, x_known: torch.Tensor | None = None) -> tuple[Samples, dict]:
+        """``n`` raw-space samples (decoded) and the setup that produced them (NFE, wall time).
+
+        ``cond`` gives condition tensors by name (raw values, ``[n, ...]``; ``labels`` is shorthand
+        for ``cond["label"]``); ``known [n, *time_shape]`` with ``x_known`` (raw space, ``[n, *shape]``)
+        holds given elements. A class-conditional model asked for guidance without labels samples
+        the classes in turn.
+        """
         opts = opts or self.options()
         g = torch.Generator(device=self.device).manual_seed(seed)
-        if labels is None and self.spec.num_classes and opts.guidance != 1.0:
-            labels = torch.arange(n) % self.spec.num_classes
+        cond = dict(cond or {})
+        if labels is not None:
+            cond["label"] = labels
+        if "label" not in cond and self.spec.num_classes and opts.guides:
+            cond["label"] = torch.arange(n) % self.spec.num_classes
+        for k, v in cond.items():
+            if v.shape[0] != n:
+                raise DataError(f"condition '{k}' has {v.shape[0]} rows for {n} samples")
+        if known is not None:
+            if x_known is None or x_known.shape[0] != n or known.shape[0] != n:
+                raise DataError(f"known and x_known must both have {n} rows (one per sample)")
+            z_known = self.encoder.encode(x_known.to(self.device))
         outs, nfe, t0 = [], 0, time.perf_counter()
         self.model.eval()
         for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            cond = None if labels is None else labels[start:start + m].to(self.device)
-            if self.objective.kind == "masked":
-                res = self.objective.generate(self.model, (m, *self.spec.shape), opts, generator=g,
-                                              device=self.device)
-            else:
-                res = self.objective.generate(self.model, (m, *self.spec.shape), opts, cond, g, self.device)
-            outs.append(self.encoder.decode(res.x).cpu())
+            sl = slice(start, min(n, start + batch_size))
+            m = sl.stop - sl.start
+            kw: dict[str, Any] = {"cond": {k: v[sl].to(self.device) for k, v in cond.items()}}
+            if known is not None:
+                kw.update(known=known[sl].to(self.device), x_known=z_known[sl])
+            res = self.objective.generate(self.model, (m, *self.spec.shape), opts, generator=g, device=self.device, **kw)
+            x = self.encoder.decode(res.x)
+            if known is not None:  # decoding round-trips within tolerance; give back the exact values
+                x = torch.where(expand_known(known[sl].to(x.device), x), x_known[sl].to(x.device, x.dtype), x)
+            outs.append(x.cpu())
             nfe = res.nfe
         setup = {"n": n, "nfe": nfe, "solver": opts.solver, "guidance": opts.guidance,
-                 "noise_scale": opts.noise_scale, "seed": seed, "wall_s": time.perf_counter() - t0}
-        return Samples(torch.cat(outs), labels), setup
+                 "guidance_scales": dict(opts.guidance_scales), "guided": list(opts.guided),
+                 "guidance_interval": list(opts.guidance_interval), "conditions": sorted(cond),
+                 "known_fraction": 0.0 if known is None else float(known.float().mean()), "inpaint": opts.inpaint,
+                 "noise_scale": opts.noise_scale if opts.solver == "sde" else 0.0, "seed": seed,
+                 "wall_s": time.perf_counter() - t0}
+        return Samples(torch.cat(outs), cond={k: v.cpu() for k, v in cond.items()}), setup
 
 
 def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     """Train ``cfg`` into ``out_dir`` (a run directory) and return it."""
     reg = get_registry()
-    dom = reg.domain(cfg.domain)
+    reg.domain(cfg.domain)  # an unknown domain fails before anything is read or written
     out = Path(out_dir)
     if resume and not out.exists():
         raise ConfigError(f"cannot resume: run directory {out} does not exist")
@@ -174,25 +163,13 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     torch.manual_seed(cfg.train.seed)
     bundle = load_data(reg, cfg)
-    raw_spec = dom.data_spec(bundle)
-    encoder = dom.make_encoder(dict(cfg.encoder.options))
-    encoder.fit(bundle.train)
-    spec = encoder.model_spec(raw_spec)
-    bb = reg.backbone(cfg.model.backbone)
-    if not bb.fits(spec):
-        raise ConfigError(f"backbone '{bb.name}' does not fit data {spec} of domain '{dom.name}'")
-    torch.manual_seed(cfg.train.seed)
-    model = bb.build(spec, **cfg.model.options)
-    objective = build_objective(dom, cfg, spec)
+    a = assemble(reg, cfg, bundle)
     with torch.no_grad():
-        train_x = encoder.encode(bundle.train.x)
-    data = Samples(train_x, bundle.train.y, bundle.train.mask)
-    info = load_plugins().plugins.get(dom.plugin)
-    contract = {"domain": dom.name, "plugin": {"name": dom.plugin, "version": info.version if info else ""},
-                "objective": objective.to_json(), "data_spec": spec.to_json(), "raw_spec": raw_spec.to_json(),
-                "encoder": encoder.config(), "backbone": {"name": bb.name, "options": cfg.model.options},
-                "dataset": {"name": cfg.data.dataset, "path": cfg.data.path, **_jsonable(bundle.meta)},
-                "config": cfg.to_dict()}
+        train_x = a.encoder.encode(bundle.train.x)
+    data = Samples(train_x, None, bundle.train.mask, dict(bundle.train.cond), bundle.train.known)
+    info = load_plugins().plugins.get(a.domain.plugin)
+    contract = make_contract(a, cfg, bundle.meta, info.version if info else "")
+    model, objective, encoder = a.model, a.objective, a.encoder
     out.mkdir(parents=True, exist_ok=True)
     save_toml(cfg, out / "config.toml")
     trainer = Trainer(model, objective, data, cfg.train, out, contract,
@@ -201,21 +178,6 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
         trainer.resume()
     trainer.fit()
     return out
-
-
-def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
-
-
-def check_contract(contract: dict[str, Any], dom: Domain, plugin_version: str) -> None:
-    """Refuse a checkpoint this installation cannot honour, saying what differs."""
-    if contract.get("contract_version", 1) > 1:
-        raise ContractError(f"checkpoint contract version {contract['contract_version']} is newer than this "
-                            f"panflow ({__version__}) understands; upgrade panflow")
-    written = contract.get("plugin", {}).get("version", "")
-    if written and plugin_version and written.split(".")[0] != plugin_version.split(".")[0]:
-        raise ContractError(f"checkpoint was written by plugin '{dom.plugin}' {written}, installed is "
-                            f"{plugin_version}: major versions differ, the encoder/backbone format may differ")
 
 
 def load_run(run_dir: str | Path, device: str = "auto", use_ema: bool = True) -> Run:
@@ -229,8 +191,7 @@ def load_run(run_dir: str | Path, device: str = "auto", use_ema: bool = True) ->
     cfg = config_from_dict({k: v for k, v in contract["config"].items()})
     spec, raw_spec = DataSpec.from_json(contract["data_spec"]), DataSpec.from_json(contract["raw_spec"])
     encoder = dom.load_encoder(contract["encoder"], load_weights(ckpt, "encoder"))
-    bb = reg.backbone(contract["backbone"]["name"])
-    model = bb.build(spec, **contract["backbone"]["options"])
+    bb, model = build_model(reg, dom, spec, contract["backbone"]["name"], dict(contract["backbone"]["options"]))
     names = ["ema", "model"] if use_ema else ["model"]
     name = next((n for n in names if (ckpt / f"{n}.safetensors").exists()), "model")
     try:
@@ -239,5 +200,5 @@ def load_run(run_dir: str | Path, device: str = "auto", use_ema: bool = True) ->
         raise ContractError(f"weights in {ckpt} do not match backbone '{bb.name}' built from the contract: "
                             f"{str(exc).splitlines()[0]}") from exc
     dev = resolve_device(device)
-    objective = objective_from_contract(contract["objective"])
+    objective = objective_from_contract(reg, contract["objective"], spec)
     return Run(cfg, dom, encoder, model.to(dev).eval(), objective, spec, raw_spec, contract, dev, Path(run_dir))

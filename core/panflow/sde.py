@@ -12,13 +12,18 @@ import torch
 
 from .errors import PanflowError, check_finite
 from .paths import AffinePath
-from .solvers import Field, ODEResult, check_grid, time_grid
+from .sampling import SampleResult
+from .solvers import Field, check_grid, time_grid
 
 
 def sample_sde(field: Field, path: AffinePath, x0: torch.Tensor, steps: int, noise_scale: float = 1.0,
                generator: torch.Generator | None = None, grid: torch.Tensor | None = None,
-               t_max: float = 0.999) -> ODEResult:
-    """Euler–Maruyama from t = 0 to ``t_max`` then one deterministic step to 1; NFE = ``steps``."""
+               t_max: float = 0.999, hold: torch.Tensor | None = None) -> SampleResult:
+    """Euler–Maruyama from t = 0 to ``t_max`` then one deterministic step to 1; NFE = ``steps``.
+
+    ``hold`` (bool, shaped like ``x0``) marks elements that never move (known parts): neither drift
+    nor noise is applied to them.
+    """
     if steps < 1:
         raise PanflowError(f"the SDE sampler needs at least 1 step, got {steps}")
     if noise_scale < 0:
@@ -40,8 +45,9 @@ def sample_sde(field: Field, path: AffinePath, x0: torch.Tensor, steps: int, noi
             sigma = path.schedule.sigma(t)
             drift = v - 0.5 * noise_scale ** 2 * sigma * noise_hat
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = x + h * drift + noise_scale * sigma * h.abs().sqrt() * z
+            new = x + h * drift + noise_scale * sigma * h.abs().sqrt() * z
         else:
-            x = x + h * v
+            new = x + h * v
+        x = new if hold is None else torch.where(hold, x, new)
     check_finite(x, "the SDE sample")
-    return ODEResult(x, nfe, grid.numel() - 1, "euler_maruyama")
+    return SampleResult(x, nfe, grid.numel() - 1, "sde")

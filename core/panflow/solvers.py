@@ -13,20 +13,13 @@ from dataclasses import dataclass
 import torch
 
 from .errors import PanflowError, UnknownNameError, check_finite
+from .sampling import SampleResult
 from .time_samplers import shift_time
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 FIXED_STEP_COST = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
-SOLVERS = (*FIXED_STEP_COST, "dopri5")
-
-
-@dataclass
-class ODEResult:
-    x: torch.Tensor
-    nfe: int
-    steps: int
-    method: str
+ODE_METHODS = (*FIXED_STEP_COST, "dopri5")
 
 
 class CountingField:
@@ -87,10 +80,10 @@ def step(field: Field, method: str, x: torch.Tensor, t: torch.Tensor, h: torch.T
         k3 = field(x + 0.5 * h * k2, _tb(t + 0.5 * h, x))
         k4 = field(x + h * k3, _tb(t + h, x))
         return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-    raise UnknownNameError("solver", method, SOLVERS)
+    raise UnknownNameError("solver", method, ODE_METHODS)
 
 
-def integrate(field: Field, x: torch.Tensor, grid: torch.Tensor, method: str = "euler") -> ODEResult:
+def integrate(field: Field, x: torch.Tensor, grid: torch.Tensor, method: str = "euler") -> SampleResult:
     """Fixed-step integration along any strictly monotone ``grid`` (used forwards and backwards)."""
     if method not in FIXED_STEP_COST:
         raise UnknownNameError("fixed-step solver", method, FIXED_STEP_COST)
@@ -98,7 +91,7 @@ def integrate(field: Field, x: torch.Tensor, grid: torch.Tensor, method: str = "
     for i in range(grid.numel() - 1):
         t, h = grid[i], grid[i + 1] - grid[i]
         x = step(counter, method, x, t.to(x.dtype), h.to(x.dtype))
-    return ODEResult(x, counter.nfe, grid.numel() - 1, method)
+    return SampleResult(x, counter.nfe, grid.numel() - 1, method)
 
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980).
@@ -117,7 +110,7 @@ _DP_B4 = [5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 210
 
 
 def dopri5(field: Field, x: torch.Tensor, t0: float = 0.0, t1: float = 1.0, atol: float = 1e-5,
-           rtol: float = 1e-5, h0: float | None = None, max_steps: int = 10_000) -> ODEResult:
+           rtol: float = 1e-5, h0: float | None = None, max_steps: int = 10_000) -> SampleResult:
     """Adaptive Dormand–Prince 5(4) with FSAL; integrates from ``t0`` to ``t1`` (either direction)."""
     counter = CountingField(field)
     direction = 1.0 if t1 > t0 else -1.0
@@ -143,7 +136,7 @@ def dopri5(field: Field, x: torch.Tensor, t0: float = 0.0, t1: float = 1.0, atol
             steps += 1
         factor = 0.9 * (1.0 / max(err, 1e-10)) ** 0.2
         h = h * min(5.0, max(0.2, factor))
-    return ODEResult(x, counter.nfe, steps, "dopri5")
+    return SampleResult(x, counter.nfe, steps, "dopri5")
 
 
 def steps_for_nfe(method: str, nfe: int) -> int:
@@ -159,14 +152,14 @@ def steps_for_nfe(method: str, nfe: int) -> int:
 
 def sample_ode(field: Field, x0: torch.Tensor, method: str = "euler", nfe: int | None = None,
                steps: int | None = None, grid: torch.Tensor | None = None, atol: float = 1e-5,
-               rtol: float = 1e-5, check: bool = True) -> ODEResult:
+               rtol: float = 1e-5, check: bool = True) -> SampleResult:
     """Integrate noise ``x0`` to data. Give one of ``nfe``, ``steps`` or an explicit ``grid``.
 
     Raises a clear error for an unknown solver, an NFE of 0, a grid that is not increasing,
     or (with ``check``) a non-finite result.
     """
-    if method not in SOLVERS:
-        raise UnknownNameError("solver", method, SOLVERS)
+    if method not in ODE_METHODS:
+        raise UnknownNameError("ODE solver", method, ODE_METHODS)
     if method == "dopri5":
         res = dopri5(field, x0, 0.0, 1.0, atol=atol, rtol=rtol)
     else:
@@ -184,3 +177,68 @@ def sample_ode(field: Field, x0: torch.Tensor, method: str = "euler", nfe: int |
     if check:
         check_finite(res.x, f"the {method} sample")
     return res
+
+
+# -- the solver registry: what ``SampleOptions.solver`` names for continuous (flow) objectives ---------
+@dataclass(frozen=True)
+class Solver:
+    """A sampler over a velocity field: ``run(field, x0, opts, path=..., generator=..., hold=...)``.
+
+    ``field(x, s)`` takes the solver time ``s: [B]``; ``hold`` (bool, shaped like ``x0``) marks
+    elements the solver must leave exactly where they are (known parts). ``cost`` is model
+    evaluations per step (``None`` for adaptive solvers, which report what they used).
+    """
+
+    name: str
+    run: Callable[..., SampleResult]
+    cost: int | None
+    description: str = ""
+
+
+def _held(field: Field, hold: torch.Tensor | None) -> Field:
+    if hold is None:
+        return field
+    return lambda x, s: torch.where(hold, torch.zeros((), dtype=x.dtype, device=x.device), field(x, s))
+
+
+def _fixed(method: str):
+    def run(field, x0, opts, path=None, generator=None, hold=None) -> SampleResult:
+        return sample_ode(_held(field, hold), x0, method, nfe=opts.nfe)
+
+    return run
+
+
+def _adaptive(field, x0, opts, path=None, generator=None, hold=None) -> SampleResult:
+    return sample_ode(_held(field, hold), x0, "dopri5", atol=opts.atol, rtol=opts.rtol)
+
+
+def _sde(field, x0, opts, path=None, generator=None, hold=None) -> SampleResult:
+    from .sde import sample_sde
+
+    if path is None:
+        raise PanflowError("the sde solver needs the affine path (it derives the score from the velocity)")
+    if opts.nfe <= 0:
+        raise PanflowError(f"NFE must be positive, got {opts.nfe}")
+    return sample_sde(field, path, x0, opts.nfe, opts.noise_scale, generator, hold=hold)
+
+
+SOLVERS: dict[str, Solver] = {
+    **{m: Solver(m, _fixed(m), c, f"fixed-step {m} ({c} evaluation(s) per step)") for m, c in FIXED_STEP_COST.items()},
+    "dopri5": Solver("dopri5", _adaptive, None, "adaptive Dormand-Prince 5(4); atol/rtol, NFE reported"),
+    "sde": Solver("sde", _sde, 1, "Euler-Maruyama with the velocity-derived score; noise_scale sets g_t = s * sigma_t"),
+}
+
+
+def register_solver(solver: Solver) -> Solver:
+    """Add a solver (for flow objectives) under ``solver.name``; a clash is an error."""
+    if solver.name in SOLVERS and SOLVERS[solver.name] is not solver:
+        raise PanflowError(f"solver '{solver.name}' is already registered")
+    SOLVERS[solver.name] = solver
+    return solver
+
+
+def get_solver(name: str) -> Solver:
+    if name not in SOLVERS:
+        raise UnknownNameError("solver", name, SOLVERS)
+    return SOLVERS[name]
+

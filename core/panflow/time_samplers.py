@@ -9,12 +9,16 @@ import torch
 from .errors import UnknownNameError
 
 
+def _shape(n: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (n,) if isinstance(n, int) else tuple(n)
+
+
 class TimeSampler:
     name = "base"
 
-    def sample(self, n: int, generator: torch.Generator | None = None,
+    def sample(self, n: int | tuple[int, ...], generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:
-        """Return ``[n]`` times in (0, 1)."""
+        """Return times in (0, 1) of shape ``[n]`` (or ``n`` itself when a tuple: per-element times)."""
         raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
@@ -25,7 +29,7 @@ class UniformTime(TimeSampler):
     name = "uniform"
 
     def sample(self, n, generator=None, device="cpu"):
-        return torch.rand(n, generator=generator, device=device)
+        return torch.rand(_shape(n), generator=generator, device=device)
 
 
 class LogitNormalTime(TimeSampler):
@@ -39,7 +43,7 @@ class LogitNormalTime(TimeSampler):
         self.mean, self.std = float(mean), float(std)
 
     def sample(self, n, generator=None, device="cpu"):
-        z = torch.randn(n, generator=generator, device=device)
+        z = torch.randn(_shape(n), generator=generator, device=device)
         return torch.sigmoid(self.mean + self.std * z)
 
     def to_json(self):

@@ -37,7 +37,7 @@ class TokenTransformer(nn.Module):
         self.out = AdaLNOutput(dim, vocab_size)
         nn.init.normal_(self.tok.weight, std=0.02)
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
         length = z.shape[1]
         if length > self.max_len:
             raise DataError(f"sequence length {length} exceeds the model's maximum {self.max_len}")

@@ -64,7 +64,7 @@ def diffusion_infill_accuracy(model, obj: MaskedObjective, val: torch.Tensor, sp
     """Fraction of hidden tokens the masked-diffusion model restores exactly from both-side context."""
     keep = infill_mask(val.shape[0], val.shape[1], span)
     g = torch.Generator().manual_seed(seed)
-    res = obj.generate(model, tuple(val.shape), SampleOptions(solver, nfe=nfe), generator=g, fixed=val, fixed_mask=keep)
+    res = obj.generate(model, tuple(val.shape), SampleOptions(solver, nfe=nfe), generator=g, known=keep, x_known=val)
     hidden = ~keep
     return float((res.x[hidden] == val[hidden]).double().mean())
 

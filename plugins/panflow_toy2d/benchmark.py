@@ -103,7 +103,7 @@ def sweep(model, obj: FlowObjective, toy, x_val, p: dict, seed: int) -> list[dic
         if solver == "dopri5":
             opts = SampleOptions("dopri5", nfe=0, atol=float(k), rtol=float(k))
         elif solver == "sde":
-            opts = SampleOptions("euler", nfe=int(k), noise_scale=1.0)
+            opts = SampleOptions("sde", nfe=int(k), noise_scale=1.0)
         else:
             opts = SampleOptions(solver, nfe=int(k))
         t0 = time.perf_counter()

@@ -59,7 +59,8 @@ class Toy2DPlugin:
             registry.add_dataset(Dataset(name, "toy2d", functools.partial(lazy("panflow_toy2d.data:load_toy"), name), desc))
         registry.add_backbone(Backbone("mlp", lazy("panflow_toy2d.backbones:build_mlp"), ("continuous",),
                                        accepts=lambda spec: len(spec.shape) == 1 and spec.shape[0] <= 64,
-                                       description="MLP with sinusoidal time features (flat vectors)"))
+                                       description="MLP with sinusoidal time features (flat vectors)",
+                                       consumes=lambda cond, spec: True, per_element_time=True))
         registry.add_metric(Metric("w2", "toy2d", _w2, description="exact 2-Wasserstein (EMD)"))
         registry.add_benchmark(Benchmark("toy2d", "toy2d", lazy("panflow_toy2d.benchmark:run_benchmark"),
                                          "solvers x NFE on 4 toy densities; Trainer vs bare loop"))

@@ -115,7 +115,7 @@ def test_samplers_unmask_everything_and_honour_fixed_positions(solver):
     keep = torch.zeros(3, length, dtype=torch.bool)
     keep[:, :4] = True  # prefix
     keep[:, -2:] = True  # suffix: infill the middle
-    res = obj.generate(Oracle(target, v), (3, length), SampleOptions(solver, nfe=4), fixed=fixed, fixed_mask=keep,
+    res = obj.generate(Oracle(target, v), (3, length), SampleOptions(solver, nfe=4), known=keep, x_known=fixed,
                        generator=torch.Generator().manual_seed(0))
     assert bool((res.x[:, :4] == 0).all()) and bool((res.x[:, -2:] == 0).all())
     assert torch.equal(res.x[:, 4:-2], target[:, 4:-2].expand(3, -1))

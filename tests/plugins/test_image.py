@@ -128,9 +128,9 @@ def test_backbones_shapes_and_class_conditioning(build):
     kw = {"channels": 16, "num_res": 1} if build is build_unet else {"dim": 32, "depth": 2, "heads": 2}
     m = build(spec, **kw)
     x, t = torch.randn(5, 3, 8, 8), torch.rand(5)
-    out = m(x, t, torch.tensor([0, 1, 2, 3, 4]))
+    out = m(x, t, {"label": torch.tensor([0, 1, 2, 3, 4])})
     assert out.shape == x.shape
-    uncond = m(x, t, None)
+    uncond = m(x, t, {})
     assert uncond.shape == x.shape
 
 

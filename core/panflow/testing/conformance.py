@@ -9,11 +9,12 @@ from typing import Any
 
 import torch
 
+from ..assembly import build_model, load_data, training_spec
 from ..components import Samples
 from ..config import RunConfig
-from ..objective import SampleOptions
 from ..plugins import PluginManager, load_plugins
-from ..run import build_config, build_objective, load_data
+from ..run import build_config
+from ..sampling import SampleOptions
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
@@ -97,47 +98,74 @@ def _check_domain(reg, dom) -> dict:
     again = dom.load_encoder(enc.config(), enc.tensors())
     if not torch.equal(again.encode(x), enc.encode(x)):
         raise AssertionError("load_encoder(config(), tensors()) does not rebuild the same encoder")
-    return {"cfg": cfg, "bundle": bundle, "spec": enc.model_spec(spec), "encoder": enc}
+    return {"cfg": cfg, "bundle": bundle, "spec": training_spec(enc.model_spec(spec), cfg), "encoder": enc}
+
+
+def _batch(ctx, n: int) -> Samples:
+    """``n`` encoded validation samples with every condition of the spec."""
+    val = ctx["bundle"].val.index(slice(0, n))
+    return Samples(ctx["encoder"].encode(val.x), None, val.mask, dict(val.cond), val.known)
 
 
 def _check_backbone(reg, bb, dom, ctx) -> None:
     spec = ctx["spec"]
     opts = build_config(dom.name, "smoke", backbone=bb.name, registry=reg).model.options
     torch.manual_seed(0)
-    model = bb.build(spec, **opts)
-    x = ctx["encoder"].encode(ctx["bundle"].val.x[:4])
-    y = ctx["bundle"].val.y[:4] if ctx["bundle"].val.y is not None and spec.num_classes else None
-    out = model(x, torch.rand(4), y)
-    want = (*x.shape, spec.vocab_size) if spec.kind == "discrete" else tuple(x.shape)
+    _, model = build_model(reg, dom, spec, bb.name, opts)
+    b = _batch(ctx, 4)
+    obj = reg.objective(dom.objective).build(spec, ctx["cfg"], dom)
+    t = torch.rand(4) if not spec.time_shape else torch.rand(4, *spec.time_shape)
+    cond = obj.train_cond(b.cond, torch.ones(4, max(1, len(spec.conditions)))) if hasattr(obj, "train_cond") else b.cond
+    out = model(b.x, t, cond)
+    want = (*b.x.shape, spec.vocab_size) if spec.kind == "discrete" else tuple(b.x.shape)
     if tuple(out.shape) != tuple(want):
         raise AssertionError(f"backbone '{bb.name}' returned {tuple(out.shape)} for domain '{dom.name}', expected {want}")
 
 
+def _sample_options(obj, spec) -> SampleOptions:
+    return SampleOptions("ancestral" if obj.kind == "masked" else "euler", nfe=2)
+
+
 def _check_train_and_sample(reg, dom, ctx) -> None:
     spec, cfg = ctx["spec"], ctx["cfg"]
-    bb = reg.backbone(cfg.model.backbone)
     torch.manual_seed(0)
-    model = bb.build(spec, **cfg.model.options)
-    obj = build_objective(dom, cfg, spec)
-    train = ctx["bundle"].train.index(slice(0, 8))
-    data = Samples(ctx["encoder"].encode(train.x), train.y if spec.num_classes else None, train.mask)
+    _, model = build_model(reg, dom, spec, cfg.model.backbone, cfg.model.options)
+    obj = reg.objective(dom.objective).build(spec, cfg, dom)
+    tr = ctx["bundle"].train.index(slice(0, 8))
+    data = Samples(ctx["encoder"].encode(tr.x), None, tr.mask, dict(tr.cond), tr.known)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss = obj.loss(model, data, generator=torch.Generator().manual_seed(0))
     if not torch.isfinite(loss):
         raise AssertionError(f"one training step gave a non-finite loss ({loss.item()})")
     loss.backward()
     opt.step()
-    g = torch.Generator().manual_seed(0)
-    if obj.kind == "masked":
-        res = obj.generate(model, (2, *spec.shape), SampleOptions("ancestral", nfe=2), generator=g)
-    else:
-        cond = torch.zeros(2, dtype=torch.long) if spec.num_classes else None
-        res = obj.generate(model, (2, *spec.shape), SampleOptions("euler", nfe=2), cond, g)
+    b = _batch(ctx, 2)
+    res = obj.generate(model, (2, *spec.shape), _sample_options(obj, spec), cond=b.cond,
+                       generator=torch.Generator().manual_seed(0))
     if tuple(res.x.shape) != (2, *spec.shape):
         raise AssertionError(f"sampling returned {tuple(res.x.shape)}, expected {(2, *spec.shape)}")
     decoded = ctx["encoder"].decode(res.x)
     if decoded.shape[0] != 2:
         raise AssertionError("decoding samples lost the batch dimension")
+    if spec.conditions and any(c.dropout > 0 for c in spec.conditions):
+        drop = [c.name for c in spec.conditions if c.dropout > 0]
+        kept = {k: v for k, v in b.cond.items() if k not in drop}
+        res = obj.generate(model, (2, *spec.shape), _sample_options(obj, spec), cond=kept,
+                           generator=torch.Generator().manual_seed(0))
+        if not torch.isfinite(res.x.float()).all():
+            raise AssertionError(f"sampling without conditions {drop} gave non-finite values")
+        guided = SampleOptions(_sample_options(obj, spec).solver, nfe=2, guidance=2.0, guided=drop)
+        res = obj.generate(model, (2, *spec.shape), guided, cond=b.cond, generator=torch.Generator().manual_seed(0))
+        if tuple(res.x.shape) != (2, *spec.shape):
+            raise AssertionError("guided sampling returned the wrong shape")
+    if spec.time_shape:
+        known = torch.zeros(2, *spec.time_shape, dtype=torch.bool)
+        known.reshape(2, -1)[:, : max(1, known[0].numel() // 2)] = True
+        res = obj.generate(model, (2, *spec.shape), _sample_options(obj, spec), cond=b.cond, known=known,
+                           x_known=b.x, generator=torch.Generator().manual_seed(0))
+        k = known.reshape(*known.shape, *([1] * (b.x.dim() - known.dim()))).expand_as(b.x)
+        if not torch.equal(res.x[k], b.x[k]):
+            raise AssertionError("known elements were not held exactly at their given values in sampling")
 
 
 def _check_metric(reg, metric) -> None:

@@ -1,5 +1,5 @@
 """DiT (Peebles & Xie 2023): patchify, transformer blocks with adaLN-Zero conditioning on
-time + class, unpatchify. ``model(x [B, C, H, W], t [B], y [B] | None) -> [B, C, H, W]``."""
+time + class, unpatchify. ``model(x [B, C, H, W], t [B], cond {"label": [B]} | {}) -> [B, C, H, W]``."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList([AdaLNBlock(dim, heads) for _ in range(depth)])
         self.final = AdaLNOutput(dim, channels * patch * patch)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
+        y = (cond or {}).get("label")
         b, c, h, w = x.shape
         p, g = self.patch, self.grid
         tokens = x.reshape(b, c, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(b, g * g, c * p * p)

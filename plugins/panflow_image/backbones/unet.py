@@ -1,7 +1,7 @@
 """An ADM-style UNet (Dhariwal & Nichol 2021): residual blocks with scale-shift time/class
 conditioning, self-attention at low resolution, skip connections.
 
-``model(x [B, C, H, W], t [B], y [B] | None) -> [B, C, H, W]``.
+``model(x [B, C, H, W], t [B], cond {"label": [B]} | {}) -> [B, C, H, W]``.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ class UNet(nn.Module):
             h = blk(h, e) if isinstance(blk, ResBlock) else blk(h)
         return h
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
+        y = (cond or {}).get("label")
         e = self.time(t)
         if self.label is not None:
             e = e + self.label(y, x.shape[0], x.device)

@@ -1,0 +1,184 @@
+"""Sampling settings and results shared by every objective, and conditioning at sampling time.
+
+:class:`SampleOptions` is the one place sampling defaults live (the run config's ``[sample]``
+section extends it with ``n`` and ``seed``). :class:`SampleResult` is what every sampler returns.
+:func:`guided_velocity` applies classifier-free guidance over any subset of named conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .components import ConditionSpec
+from .errors import ContractError, DataError, PanflowError, UnknownNameError
+
+INPAINT_METHODS = ("trained", "replacement")
+
+
+@dataclass
+class SampleOptions:
+    """How to sample.
+
+    - ``solver`` and ``nfe``: a registered solver (flow: euler, midpoint, heun, rk4, dopri5, sde;
+      masked: ancestral, confidence) and its budget of model evaluations (dopri5 is adaptive: it
+      uses ``atol``/``rtol`` and reports the NFE it spent);
+    - ``guidance``: classifier-free guidance scale over the conditions in ``guided`` (empty = all);
+      ``guidance_scales`` (``{name: w}``) instead composes one scale per condition, in order;
+      ``guidance_interval`` (``[t_lo, t_hi]``, empty = everywhere) limits where guidance acts;
+    - ``noise_scale``: the SDE sampler's diffusion scale (solver ``sde`` only);
+    - ``inpaint``: how known elements are held — ``trained`` (the model was trained with known
+      parts: they are presented clean at time 1) or ``replacement`` (training-free: they are
+      replaced by their noised values at each step, for models trained without known parts).
+    """
+
+    solver: str = "euler"
+    nfe: int = 16
+    guidance: float = 1.0
+    guided: list = field(default_factory=list)
+    guidance_scales: dict = field(default_factory=dict)
+    guidance_interval: list = field(default_factory=list)
+    noise_scale: float = 1.0
+    atol: float = 1e-5
+    rtol: float = 1e-5
+    inpaint: str = "trained"
+
+    def __post_init__(self) -> None:
+        if self.inpaint not in INPAINT_METHODS:
+            raise UnknownNameError("inpainting method", self.inpaint, INPAINT_METHODS)
+        if self.guidance_interval and len(self.guidance_interval) != 2:
+            raise PanflowError(f"guidance_interval must be [t_lo, t_hi], got {self.guidance_interval}")
+        if self.noise_scale < 0:
+            raise PanflowError(f"noise_scale must be >= 0, got {self.noise_scale}")
+
+    @property
+    def guides(self) -> bool:
+        return self.guidance != 1.0 or any(w != 1.0 for w in self.guidance_scales.values())
+
+
+@dataclass
+class SampleResult:
+    """Samples in model space, the model evaluations actually spent, steps taken and the method."""
+
+    x: torch.Tensor
+    nfe: int
+    steps: int
+    method: str
+
+
+# -- conditions at sampling time -----------------------------------------------------------------
+def prepare_cond(conditions: tuple[ConditionSpec, ...], cond: dict[str, torch.Tensor] | None, batch: int,
+                 device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Validate given conditions against the spec; conditions not given are set to their null.
+
+    A condition may be left out only if the model was trained with its null (dropout > 0):
+    otherwise the output would silently be out of distribution.
+    """
+    cond = dict(cond or {})
+    names = [c.name for c in conditions]
+    for k in cond:
+        if k not in names:
+            raise UnknownNameError("condition", k, names)
+    out: dict[str, torch.Tensor] = {}
+    for c in conditions:
+        if c.name in cond:
+            v = cond[c.name]
+            c.check(v, batch)
+            out[c.name] = v.to(device)
+        elif c.dropout > 0:
+            out[c.name] = c.null(batch, device)
+        else:
+            raise DataError(f"condition '{c.name}' was not given, and the model never learnt to go without it "
+                            f"(trained with dropout 0); give it (e.g. --cond FILE.npz holding '{c.name}')")
+    return out
+
+
+def with_nulls(conditions: tuple[ConditionSpec, ...], cond: dict[str, torch.Tensor],
+               null_rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's condition dict with the rows in ``null_rows[name]`` (bool ``[B]``) set to their null.
+
+    Labels take the null id; tensors become zeros and get ``name + ".null"`` flags for backbones
+    that keep a learned null.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for c in conditions:
+        if c.name not in cond:
+            continue
+        v = cond[c.name]
+        drop = null_rows.get(c.name)
+        if c.kind == "label":
+            out[c.name] = v if drop is None else torch.where(drop, torch.full_like(v, c.num_classes), v)
+        else:
+            drop = torch.zeros(v.shape[0], dtype=torch.bool, device=v.device) if drop is None else drop
+            d = drop.reshape(-1, *([1] * (v.dim() - 1)))
+            out[c.name] = torch.where(d, torch.zeros_like(v), v)
+            out[c.name + ".null"] = drop
+    return out
+
+
+def guidance_groups(conditions: tuple[ConditionSpec, ...], opts: SampleOptions) -> list[tuple[list[str], float]]:
+    """The guidance as ordered groups ``[(names, w), ...]`` (empty: no guidance)."""
+    names = [c.name for c in conditions]
+    if opts.guidance_scales:
+        for k in opts.guidance_scales:
+            if k not in names:
+                raise UnknownNameError("condition to guide", k, names)
+        groups = [([k], float(w)) for k, w in opts.guidance_scales.items()]
+    elif opts.guidance != 1.0:
+        guided = list(opts.guided) or names
+        for k in guided:
+            if k not in names:
+                raise UnknownNameError("condition to guide", k, names)
+        groups = [(guided, float(opts.guidance))]
+    else:
+        return []
+    if not conditions:
+        raise ContractError("guidance needs a conditional model; this one has no conditions")
+    by_name = {c.name: c for c in conditions}
+    for g, _ in groups:
+        for k in g:
+            if by_name[k].dropout <= 0:
+                raise ContractError(f"cannot guide on condition '{k}': the model was trained without its null "
+                                    "(dropout 0), so it has no unconditional branch")
+    return groups
+
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor, dict], torch.Tensor]
+
+
+def guided_velocity(vel: VelocityFn, conditions: tuple[ConditionSpec, ...], cond: dict[str, torch.Tensor],
+                    groups: list[tuple[list[str], float]], interval: list | None = None):
+    """``f(x, t, s) -> v``: classifier-free guidance composed over condition groups.
+
+    With groups ``g_1..g_K`` (scales ``w_k``), branch ``k`` keeps groups ``1..k`` and nulls the rest;
+    ``v = v_0 + Σ_k w_k (v_k − v_{k−1})``. One group over all conditions is the usual
+    ``v_null + w (v_cond − v_null)``; ``w = 1`` everywhere is the conditional field. All branches run
+    in one batched forward. Outside ``interval`` (on the solver time ``s [B]``) every ``w`` is 1.
+    ``t`` is the model's time (``[B]`` or per element).
+    """
+    full = with_nulls(conditions, cond, {})
+    if not groups:
+        return lambda x, t, s: vel(x, t, full)
+    b = next(iter(cond.values())).shape[0] if cond else None
+    branches = []
+    for k in range(len(groups) + 1):
+        off = [n for g, _ in groups[k:] for n in g]
+        rows = {n: torch.ones(b, dtype=torch.bool, device=cond[n].device) for n in off}
+        branches.append(with_nulls(conditions, cond, rows))
+    batched = {key: torch.cat([br[key] for br in branches]) for key in branches[0]}
+    reps = len(branches)
+
+    def f(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        out = vel(torch.cat([x] * reps), torch.cat([t] * reps), batched).chunk(reps)
+        v = out[0]
+        for k, (_, w) in enumerate(groups, start=1):
+            wk = torch.full_like(s, w)
+            if interval:
+                inside = (s >= interval[0]) & (s <= interval[1])
+                wk = torch.where(inside, wk, torch.ones_like(wk))
+            v = v + wk.reshape(-1, *([1] * (x.dim() - 1))) * (out[k] - out[k - 1])
+        return v
+
+    return f
