@@ -19,7 +19,7 @@ def _blocks(text: str, lang: str) -> list[str]:
 def test_writing_a_plugin_guide_runs(tmp_path, monkeypatch):
     text = (DOCS / "writing-a-plugin.md").read_text()
     pyproject = tomllib.loads(_blocks(text, "toml")[0])
-    module_src, test_src = _blocks(text, "python")[:2]
+    module_src, test_src, conditional_src = _blocks(text, "python")[:3]
     dist = pyproject["project"]["name"]
     entry = pyproject["project"]["entry-points"]["panflow.plugins"]
     (name, target), = entry.items()
@@ -34,6 +34,7 @@ def test_writing_a_plugin_guide_runs(tmp_path, monkeypatch):
         mgr = load_plugins(refresh=True)
         assert mgr.plugins[name].status == "loaded", mgr.plugins[name].traceback
         exec(compile(test_src, "writing-a-plugin.md", "exec"), {})
+        exec(compile(conditional_src, "writing-a-plugin.md (conditional)", "exec"), {})
         from panflow.cli import main
 
         monkeypatch.chdir(tmp_path)

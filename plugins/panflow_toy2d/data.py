@@ -156,6 +156,9 @@ def load_toy(name: str, opts: DatasetOptions) -> DataBundle:
     if opts.path:
         raise DataError("toy2d datasets are generated; --data is not supported (use the image or text domains "
                         "for your own files)")
+    unknown = sorted(set(opts.options) - {"n_train", "n_val"})
+    if unknown:
+        raise DataError(f"unknown toy2d data option(s) {unknown}; known: n_train, n_val")
     toy = DATASETS[name]()
     n_train = int(opts.options.get("n_train", TRAIN_N))
     n_val = int(opts.options.get("n_val", VAL_N))

@@ -8,6 +8,7 @@ import torch
 
 from panflow import Row, Run, ScoreCard, log_likelihood
 
+from .conditional import CONDITIONAL
 from .data import DATASETS, Toy2D
 from .metrics import kl_to_truth, mode_coverage, wasserstein2
 
@@ -35,8 +36,10 @@ def model_log_prob(run: Run, x: torch.Tensor, method: str = "rk4", steps: int = 
     return log_likelihood(field, x.to(run.device), method=method, steps=steps).cpu()
 
 
-def evaluate(run: Run, n: int = 10_000, n_nll: int = 2_000, seed: int = 0, **_) -> ScoreCard:
+def evaluate(run: Run, n: int = 10_000, n_nll: int = 2_000, seed: int = 0) -> ScoreCard:
     name = run.contract["dataset"]["name"]
+    if name in CONDITIONAL:
+        return evaluate_conditional(run, name, min(n, 4000), min(n_nll, 1000), seed)
     toy = DATASETS[name]()
     g = torch.Generator().manual_seed(10_000 + seed)
     x_val, _ = toy.sample(n, g)
@@ -65,4 +68,29 @@ def evaluate(run: Run, n: int = 10_000, n_nll: int = 2_000, seed: int = 0, **_) 
     card.rows.append(Row("model", mm, setup))
     card.notes.append("NLL in nats per point through the flow (rk4, 32 steps, exact divergence); "
                       "KL(p‖q) = E_p[log p − log q] on held-out true samples; W2 exact EMD.")
+    return card
+
+
+def evaluate_conditional(run: Run, name: str, n: int, n_nll: int, seed: int) -> ScoreCard:
+    """Score card of a conditional toy (ring: context; gauss2: inpainting)."""
+    from .conditional_eval import inpaint_zscores, ring_baseline, ring_floor, ring_model
+
+    card = ScoreCard("toy2d")
+    bundle = run.load_data()
+    if name == "cond_ring":
+        toy = CONDITIONAL[name]()
+        c, x_val = bundle.val.cond["c"][:n], bundle.val.x[:n]
+        card.rows.append(Row("floor", ring_floor(toy, c, x_val, seed), {"n": n, "seed": seed}))
+        card.rows.append(Row("baseline", ring_baseline(toy, bundle.train.x, c, x_val, seed),
+                             {"n": n, "seed": seed, "what": "one Gaussian ignoring the context"}))
+        opts = run.options()
+        mm = ring_model(run.model, run.objective, toy, c.to(run.device), x_val.to(run.device), opts, seed, n_nll)
+        card.rows.append(Row("model", mm, {"n": n, "seed": seed, "solver": opts.solver, "nfe": mm["nfe"],
+                                           "guidance": opts.guidance, "conditions": ["c"]}))
+        return card
+    for inpaint in ("trained", "replacement"):
+        opts = run.options(inpaint=inpaint)
+        z = inpaint_zscores(run.model, run.objective, 1.0, n, opts, seed)
+        card.rows.append(Row(f"model · inpaint {inpaint}", z, {"n": n, "seed": seed, "solver": opts.solver,
+                                                                "nfe": opts.nfe, "known": "a"}))
     return card

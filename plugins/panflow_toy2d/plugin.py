@@ -6,13 +6,15 @@ import functools
 from pathlib import Path
 
 import panflow
-from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Encoder, Metric, Samples, lazy
+from panflow import Backbone, Benchmark, ConditionSpec, Dataset, DataSpec, Domain, Encoder, Metric, Samples, lazy
 
 from . import __version__
 
 
 def _spec(bundle) -> DataSpec:
-    return DataSpec("continuous", tuple(bundle.train.x.shape[1:]))
+    conds = tuple(ConditionSpec.from_json(c) for c in bundle.meta.get("conditions", []))
+    return DataSpec("continuous", tuple(bundle.train.x.shape[1:]), conditions=conds,
+                    time_shape=tuple(bundle.meta.get("time_shape", ())))
 
 
 def write_csv(samples: Samples, out_dir: str | Path, meta: dict | None = None) -> list[Path]:
@@ -57,6 +59,10 @@ class Toy2DPlugin:
                            ("checkerboard", "uniform on 8 squares of a 4x4 board (exact density)"),
                            ("gmm", "5 anisotropic Gaussians, unequal weights (exact density)")]:
             registry.add_dataset(Dataset(name, "toy2d", functools.partial(lazy("panflow_toy2d.data:load_toy"), name), desc))
+        for name, desc in [("cond_ring", "x | c ~ N(2c, 0.2² I) for a context c on the unit circle (exact conditional)"),
+                           ("gauss2", "correlated 2-D Gaussian with per-coordinate time, for inpainting b | a")]:
+            registry.add_dataset(Dataset(name, "toy2d", functools.partial(lazy("panflow_toy2d.conditional:load_conditional"),
+                                                                          name), desc))
         registry.add_backbone(Backbone("mlp", lazy("panflow_toy2d.backbones:build_mlp"), ("continuous",),
                                        accepts=lambda spec: len(spec.shape) == 1 and spec.shape[0] <= 64,
                                        description="MLP with sinusoidal time features (flat vectors)",

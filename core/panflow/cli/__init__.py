@@ -47,19 +47,67 @@ def _train(args) -> int:
     return 0
 
 
+def _load_cond(path: str, n: int | None) -> tuple[dict, object, object, int | None]:
+    """Arrays of a ``--cond`` NPZ: condition tensors by name, plus optional ``known``/``x_known``.
+
+    Arrays with one row are repeated for every sample; otherwise they fix the number of samples.
+    """
+    import numpy as np
+    import torch
+
+    from ..errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError as exc:
+        raise DataError(f"--cond file {path} does not exist") from exc
+    except (ValueError, OSError) as exc:
+        raise DataError(f"--cond file {path} is not a readable NPZ of numeric arrays ({exc})") from exc
+    rows = {k: v.shape[0] for k, v in arrays.items() if v.ndim > 0 and v.shape[0] != 1}
+    if len(set(rows.values())) > 1:
+        raise DataError(f"--cond file {path}: arrays disagree on the number of samples: {rows}")
+    m = next(iter(rows.values()), None)
+    if m is not None and n is not None and m != n:
+        raise DataError(f"--cond file {path} holds {m} samples but --n is {n}")
+    total = n or m
+    if total is None:
+        total = 64
+
+    def tensor(v):
+        t = torch.from_numpy(np.ascontiguousarray(v))
+        return t.expand(total, *t.shape[1:]).clone() if t.shape[0] == 1 else t
+
+    known = tensor(arrays.pop("known")).bool() if "known" in arrays else None
+    x_known = tensor(arrays.pop("x_known")).float() if "x_known" in arrays else None
+    if (known is None) != (x_known is None):
+        raise DataError(f"--cond file {path}: 'known' and 'x_known' must be given together")
+    cond = {k: (tensor(v) if v.dtype.kind in "iu" else tensor(v).float()) for k, v in arrays.items()}
+    return cond, known, x_known, total
+
+
 def _sample(args) -> int:
     import torch
 
     from ..run import load_run
 
     run = load_run(args.run_dir, device=args.device or "auto")
-    opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale)
-    labels = None
+    opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale,
+                       inpaint=args.inpaint)
+    if args.nfe is not None and opts.solver == "dopri5":
+        raise PanflowError("dopri5 is adaptive and chooses its own NFE; drop --nfe (the NFE it used is reported)")
+    if args.noise_scale is not None and opts.solver != "sde":
+        raise PanflowError(f"--noise-scale is the sde solver's setting; solver '{opts.solver}' is deterministic "
+                           "(use --solver sde)")
+    cond, known, x_known, n = {}, None, None, args.n
+    if args.cond:
+        cond, known, x_known, n = _load_cond(args.cond, args.n)
+    n = n or run.cfg.sample.n
     if args.label is not None:
-        labels = torch.full((args.n,), args.label, dtype=torch.long)
-    elif run.spec.num_classes:
-        labels = torch.arange(args.n) % run.spec.num_classes
-    samples, setup = run.generate(args.n, opts, labels=labels, seed=args.seed)
+        cond["label"] = torch.full((n,), args.label, dtype=torch.long)
+    elif run.spec.num_classes and "label" not in cond:
+        cond["label"] = torch.arange(n) % run.spec.num_classes
+    samples, setup = run.generate(n, opts, seed=args.seed, cond=cond, known=known, x_known=x_known)
     out = Path(args.out or Path(args.run_dir) / "samples")
     files = run.domain.write_samples(samples, out, meta=run.contract.get("dataset", {}))
     (out / "sampling.json").write_text(json.dumps(setup, indent=2))
@@ -120,12 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="write samples of a trained run in the domain's format")
     s.add_argument("run_dir")
-    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--n", type=int, help="number of samples (default: the run's sample.n, or the --cond rows)")
     s.add_argument("--nfe", type=int)
-    s.add_argument("--solver")
+    s.add_argument("--solver", help="flow: euler | midpoint | heun | rk4 | dopri5 | sde; masked: ancestral | confidence")
     s.add_argument("--guidance", type=float)
     s.add_argument("--noise-scale", type=float, dest="noise_scale")
     s.add_argument("--label", type=int, help="class label for every sample (class-conditional models)")
+    s.add_argument("--cond", metavar="FILE.npz",
+                   help="condition arrays by name (one row = every sample), optional 'known' + 'x_known'")
+    s.add_argument("--inpaint", choices=["trained", "replacement"],
+                   help="how known parts are held: trained (default) or training-free replacement")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out")
     s.add_argument("--device")
