@@ -42,7 +42,7 @@ def row_metrics(net, real_val: Samples, x: torch.Tensor, labels, train_x: torch.
     return m
 
 
-def evaluate(run: Run, n: int | None = None, seed: int = 0, bundle=None, classifier=None, **_) -> ScoreCard:
+def evaluate(run: Run, n: int | None = None, seed: int = 0, bundle=None, classifier=None) -> ScoreCard:
     bundle = bundle or run.load_data()
     if bundle.train.y is None:
         raise ValueError("image evaluation needs labelled data (the reference classifier is trained on labels)")

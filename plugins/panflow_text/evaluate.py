@@ -23,7 +23,7 @@ def sample_stats(x: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
             "jsd_3gram": ngram_jsd(x, reference, 3)}
 
 
-def evaluate(run: Run, n: int = 128, seed: int = 0, bundle=None, span: int = 8, **_) -> ScoreCard:
+def evaluate(run: Run, n: int = 128, seed: int = 0, bundle=None, span: int = 8) -> ScoreCard:
     bundle = bundle or run.load_data()
     val = bundle.val.x
     n = min(n, val.shape[0] // 2)
