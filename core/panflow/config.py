@@ -76,6 +76,8 @@ class TrainConfig:
     max_bad_steps: int = 0     # >0: skip up to this many non-finite steps instead of stopping
     progress: bool = True
     strategy: str = "ddp"      # ddp | fsdp (used when launched by torchrun with WORLD_SIZE > 1)
+    stop_check_every: int = 1  # torchrun: all-reduce the stop (signal) flag every N steps
+    dist_timeout_s: float = 600.0  # torchrun: longest wait of any collective (join, barrier) before an error
     tensorboard: bool = False
 
 
@@ -121,6 +123,11 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
             return float(value)
     elif typ is str:
         if isinstance(value, str):
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                try:  # a TOML-quoted string (``--set train.device='"cpu"'``) means its content
+                    return tomllib.loads(f"v = {value}")["v"]
+                except tomllib.TOMLDecodeError:
+                    pass
             return value
     elif typ is dict:
         if isinstance(value, dict):

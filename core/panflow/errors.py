@@ -53,3 +53,7 @@ def check_finite(x, what: str) -> None:
         bad = int((~torch.isfinite(x)).sum())
         raise NonFiniteError(f"{what} has {bad} non-finite value(s) (NaN or inf)")
 
+
+
+class DistributedError(PanflowError):
+    """A collective that failed or timed out: a peer rank died, stopped or never arrived."""

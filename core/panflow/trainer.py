@@ -81,7 +81,7 @@ class Trainer:
             raise ConfigError("train.batch_size and train.accumulation must be ≥ 1 and train.steps ≥ 0")
         self.cfg, self.objective = cfg, objective
         self.device = resolve_device(cfg.device)
-        self.dist = D.init_from_env(self.device)
+        self.dist = D.init_from_env(self.device, cfg.dist_timeout_s)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
@@ -119,7 +119,7 @@ class Trainer:
         model_sd = D.full_state_dict(self.train_model, self.cfg.strategy, self.dist)
         optim_sd = D.full_optimizer_state_dict(self.train_model, self.optimizer, self.cfg.strategy, self.dist)
         if self.run_dir is None or not self.dist.is_main:
-            D.barrier(self.dist)
+            D.barrier(self.dist, "the checkpoint barrier")
             return None
         weights = {"model": model_sd, **self.extra_weights}
         if self.ema is not None:
@@ -128,7 +128,7 @@ class Trainer:
                  "optimizer": optim_sd, "torch_rng": torch.get_rng_state()}
         contract = {**self.contract, "panflow_version": __version__, "train": vars(self.cfg)}
         path = save_checkpoint(self.run_dir, self.step, contract, weights, state, self.cfg.keep_checkpoints)
-        D.barrier(self.dist)
+        D.barrier(self.dist, "the checkpoint barrier")
         return path
 
     def resume(self, path: str | Path | None = None) -> int:
@@ -182,7 +182,16 @@ class Trainer:
         return value, gn
 
     def _on_signal(self, signum, frame) -> None:  # pragma: no cover - exercised in a subprocess test
-        self._stop_signal = signum
+        self._stop_signal = signum  # torchrun's agent forwards the same signal again: never a hard exit
+
+    def _should_stop(self, last: int) -> bool:
+        """The stop decision, collective under torchrun: every ``train.stop_check_every`` steps the
+        ranks all-reduce their local "a signal arrived" flags, so all stop at the same step."""
+        if not self.dist.enabled:
+            return self._stop_signal is not None
+        if self.step % self.cfg.stop_check_every and self.step != last:
+            return False
+        return D.any_rank(self._stop_signal is not None, self.dist)
 
     def fit(self, until: int | None = None) -> list[dict]:
         """Train to ``cfg.steps`` (or stop early at step ``until``), checkpointing at the end."""
@@ -230,11 +239,14 @@ class Trainer:
                         bar.set_postfix(loss=f"{loss:.4f}", it_s=f"{rec['steps_per_s']:.1f}")
                     if self.on_log is not None:
                         self.on_log(rec)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                stop = self._should_stop(last)
+                if stop or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps):
                     self.checkpoint()
-                if self._stop_signal is not None:
-                    self.checkpoint()
-                    raise Interrupted(f"stopped by signal {self._stop_signal} at step {self.step}; "
+                if stop:
+                    D.shutdown(self.dist)
+                    why = (f"signal {self._stop_signal}" if self._stop_signal is not None
+                           else "a signal to another rank")
+                    raise Interrupted(f"stopped by {why} at step {self.step}; "
                                       "checkpoint written, continue with --resume")
             self.checkpoint()
         finally:

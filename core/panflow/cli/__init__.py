@@ -37,7 +37,7 @@ def _train(args) -> int:
 
     overrides = list(args.set or [])
     if args.device:
-        overrides.append(f'train.device="{args.device}"')
+        overrides.append(f"train.device={args.device}")
     if args.latent:
         overrides.insert(0, "encoder.options.latent=true")
     cfg = build_config(args.domain, args.preset, args.config, overrides, args.dataset, args.data, args.backbone)
