@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from . import resume as resume_mod
 from ._version import __version__
 from .checkpoint import find_checkpoint, load_contract, load_weights
 from .components import DataBundle, DatasetOptions, DataSpec, Domain, Encoder, Samples
@@ -172,6 +173,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
         raise ConfigError(f"cannot resume: run directory {out} does not exist")
     if not resume and (out / "checkpoints").exists() and any((out / "checkpoints").glob("step_*")):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    plan = resume_mod.plan_resume(cfg, out) if resume else None  # resume.py: refuse a changed config
     torch.manual_seed(cfg.train.seed)
     bundle = load_data(reg, cfg)
     raw_spec = dom.data_spec(bundle)
@@ -193,6 +195,9 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
                 "encoder": encoder.config(), "backbone": {"name": bb.name, "options": cfg.model.options},
                 "dataset": {"name": cfg.data.dataset, "path": cfg.data.path, **_jsonable(bundle.meta)},
                 "config": cfg.to_dict()}
+    if plan is not None:  # resume.py: same data/model as the checkpoint, history of safe changes
+        resume_mod.check_same_data(plan, contract)
+        contract["history"] = plan.history
     out.mkdir(parents=True, exist_ok=True)
     save_toml(cfg, out / "config.toml")
     trainer = Trainer(model, objective, data, cfg.train, out, contract,

@@ -26,7 +26,7 @@ from .checkpoint import find_checkpoint, load_state, load_weights, save_checkpoi
 from .components import Samples
 from .config import TrainConfig
 from .ema import EMA
-from .errors import ConfigError, NonFiniteError, PanflowError
+from .errors import ConfigError, ContractError, NonFiniteError, PanflowError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -60,6 +60,21 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, **kw)
     raise ConfigError(f"unknown optimizer '{cfg.optimizer}' (adam | adamw)")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep only the records up to ``step`` (the resumed checkpoint; 0 = a fresh run), so a resumed
+    run never logs a step twice and a fresh run never appends to an old log."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):  # a line cut by a crash mid-write
+            continue
+    path.write_text("".join(k + "\n" for k in keep))
 
 
 class Interrupted(PanflowError):
@@ -135,10 +150,14 @@ class Trainer:
         """Load the newest checkpoint of ``run_dir`` (or ``path``); returns the step reached."""
         ckpt = find_checkpoint(path or self.run_dir)
         state = load_state(ckpt)
-        D.load_full_state(self.train_model, self.optimizer, load_weights(ckpt, "model"), state.get("optimizer"),
-                          self.cfg.strategy, self.dist)
-        if self.ema is not None:
-            self.ema.load_state_dict(load_weights(ckpt, "ema"))
+        try:
+            D.load_full_state(self.train_model, self.optimizer, load_weights(ckpt, "model"), state.get("optimizer"),
+                              self.cfg.strategy, self.dist)
+            if self.ema is not None:
+                self.ema.load_state_dict(load_weights(ckpt, "ema"))
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ContractError(f"checkpoint {ckpt} does not fit this model/optimizer (another width, "
+                                f"backbone or domain?): {str(exc).strip().splitlines()[0]}") from exc
         self.step, self.bad_steps = int(state["step"]), int(state.get("bad_steps", 0))
         torch.set_rng_state(state["torch_rng"])
         return self.step
@@ -208,6 +227,7 @@ class Trainer:
         log_path = self.run_dir / "metrics.jsonl" if self.run_dir is not None and self.dist.is_main else None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
+            _truncate_log(log_path, self.step)
         t_last, s_last = time.perf_counter(), self.step
         try:
             while self.step < last:

@@ -40,8 +40,15 @@ def _train(args) -> int:
         overrides.append(f"train.device={args.device}")
     if args.latent:
         overrides.insert(0, "encoder.options.latent=true")
-    cfg = build_config(args.domain, args.preset, args.config, overrides, args.dataset, args.data, args.backbone)
-    out = Path(args.out or f"runs/{args.domain}-{cfg.data.dataset}-{args.preset}")
+    preset = args.preset or "small"
+    cfg = build_config(args.domain, preset, args.config, overrides, args.dataset, args.data, args.backbone)
+    out = Path(args.out or f"runs/{args.domain}-{cfg.data.dataset}-{preset}")
+    if args.resume and out.exists():  # continue the saved config; only explicit flags are changes
+        from ..resume import resumed_config
+
+        explicit = {"domain": args.domain, "preset": args.preset, "data.dataset": args.dataset,
+                    "data.path": args.data, "model.backbone": args.backbone}
+        cfg = resumed_config(out, args.config, explicit, overrides)
     run_dir = train(cfg, out, resume=args.resume)
     print(f"trained {cfg.train.steps} steps -> {run_dir}")
     return 0
@@ -108,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="a registered dataset of the domain")
     s.add_argument("--data", help="your own data (file or folder; the domain says which formats)")
     s.add_argument("--backbone")
-    s.add_argument("--preset", default="small", choices=["smoke", "small", "full"])
+    s.add_argument("--preset", choices=["smoke", "small", "full"], help="size preset (default small)")
     s.add_argument("--config", help="a TOML run config")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     s.add_argument("--out", help="run directory (default runs/DOMAIN-DATASET-PRESET)")
