@@ -20,6 +20,7 @@ from ._version import __version__
 from .checkpoint import find_checkpoint, load_contract, load_weights
 from .components import DataBundle, DatasetOptions, DataSpec, Domain, Encoder, Samples
 from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml
+from .datainfo import announce_data
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .objective import FlowObjective, SampleOptions
 from .plugins import get_registry, load_plugins
@@ -176,6 +177,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     plan = resume_mod.plan_resume(cfg, out) if resume else None  # resume.py: refuse a changed config
     torch.manual_seed(cfg.train.seed)
     bundle = load_data(reg, cfg)
+    announce_data(cfg.data.dataset, bundle)  # datainfo.py: files, items, split sizes
     raw_spec = dom.data_spec(bundle)
     encoder = dom.make_encoder(dict(cfg.encoder.options))
     encoder.fit(bundle.train)
