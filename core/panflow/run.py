@@ -17,14 +17,16 @@ import torch
 
 from . import resume as resume_mod
 from ._version import __version__
-from .checkpoint import find_checkpoint, load_contract, load_weights
+from .checkpoint import LOAD_KEYS, find_checkpoint, load_contract, load_weights, require_keys, weights_name
 from .components import DataBundle, DatasetOptions, DataSpec, Domain, Encoder, Samples
-from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml
+from .config import RunConfig, apply_overrides, check_options, config_from_dict, load_toml, save_toml, validate
 from .datainfo import announce_data
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
+from .masked import MASKED_SAMPLERS
 from .objective import FlowObjective, SampleOptions
 from .plugins import get_registry, load_plugins
 from .registry import Registry
+from .solvers import SOLVERS
 from .trainer import Trainer, resolve_device
 
 PRESETS = ("smoke", "small", "full")
@@ -169,7 +171,10 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     """Train ``cfg`` into ``out_dir`` (a run directory) and return it."""
     reg = get_registry()
     dom = reg.domain(cfg.domain)
+    validate(cfg, SOLVERS + MASKED_SAMPLERS)  # config.py: refuse nonsensical values before any work
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run directory")
     if resume and not out.exists():
         raise ConfigError(f"cannot resume: run directory {out} does not exist")
     if not resume and (out / "checkpoints").exists() and any((out / "checkpoints").glob("step_*")):
@@ -185,6 +190,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     bb = reg.backbone(cfg.model.backbone)
     if not bb.fits(spec):
         raise ConfigError(f"backbone '{bb.name}' does not fit data {spec} of domain '{dom.name}'")
+    check_options(bb.build, cfg.model.options, f"backbone '{bb.name}'")  # config.py: unknown model.options
     torch.manual_seed(cfg.train.seed)
     model = bb.build(spec, **cfg.model.options)
     objective = build_objective(dom, cfg, spec)
@@ -229,6 +235,7 @@ def load_run(run_dir: str | Path, device: str = "auto", use_ema: bool = True) ->
     """Rebuild a trained run from its newest checkpoint (EMA weights by default)."""
     ckpt = find_checkpoint(run_dir)
     contract = load_contract(ckpt)
+    require_keys(contract, LOAD_KEYS, ckpt)  # checkpoint.py: a contract missing a section is an error
     reg = get_registry()
     dom = reg.domain(contract["domain"])
     info = load_plugins().plugins.get(dom.plugin)
@@ -238,8 +245,7 @@ def load_run(run_dir: str | Path, device: str = "auto", use_ema: bool = True) ->
     encoder = dom.load_encoder(contract["encoder"], load_weights(ckpt, "encoder"))
     bb = reg.backbone(contract["backbone"]["name"])
     model = bb.build(spec, **contract["backbone"]["options"])
-    names = ["ema", "model"] if use_ema else ["model"]
-    name = next((n for n in names if (ckpt / f"{n}.safetensors").exists()), "model")
+    name = weights_name(ckpt, contract, use_ema)  # checkpoint.py: a missing EMA file is an error
     try:
         model.load_state_dict(load_weights(ckpt, name))
     except RuntimeError as exc:

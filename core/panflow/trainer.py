@@ -24,7 +24,7 @@ from . import distributed as D
 from ._version import __version__
 from .checkpoint import find_checkpoint, load_state, load_weights, save_checkpoint
 from .components import Samples
-from .config import TrainConfig
+from .config import RunConfig, TrainConfig, validate
 from .ema import EMA
 from .errors import ConfigError, ContractError, NonFiniteError, PanflowError
 
@@ -92,8 +92,7 @@ class Trainer:
                  run_dir: str | Path | None = None, contract: dict[str, Any] | None = None,
                  extra_weights: dict[str, dict[str, torch.Tensor]] | None = None,
                  on_log: Callable[[dict], None] | None = None):
-        if cfg.batch_size < 1 or cfg.steps < 0 or cfg.accumulation < 1:
-            raise ConfigError("train.batch_size and train.accumulation must be ≥ 1 and train.steps ≥ 0")
+        validate(RunConfig(train=cfg))  # every train.* value in range, known names only
         self.cfg, self.objective = cfg, objective
         self.device = resolve_device(cfg.device)
         self.dist = D.init_from_env(self.device, cfg.dist_timeout_s)
@@ -127,6 +126,7 @@ class Trainer:
         self.bad_steps = 0
         self.records: list[dict] = []
         self._stop_signal: int | None = None
+        self._saved_step: int | None = None  # step of the newest checkpoint written or resumed from
 
     # -- state -------------------------------------------------------------------------
     def checkpoint(self) -> Path | None:
@@ -143,6 +143,7 @@ class Trainer:
                  "optimizer": optim_sd, "torch_rng": torch.get_rng_state()}
         contract = {**self.contract, "panflow_version": __version__, "train": vars(self.cfg)}
         path = save_checkpoint(self.run_dir, self.step, contract, weights, state, self.cfg.keep_checkpoints)
+        self._saved_step = self.step
         D.barrier(self.dist, "the checkpoint barrier")
         return path
 
@@ -159,6 +160,7 @@ class Trainer:
             raise ContractError(f"checkpoint {ckpt} does not fit this model/optimizer (another width, "
                                 f"backbone or domain?): {str(exc).strip().splitlines()[0]}") from exc
         self.step, self.bad_steps = int(state["step"]), int(state.get("bad_steps", 0))
+        self._saved_step = self.step
         torch.set_rng_state(state["torch_rng"])
         return self.step
 
@@ -200,6 +202,20 @@ class Trainer:
             self.ema.update(step + 1)
         return value, gn
 
+    def _check_bad_steps(self, loss: float) -> None:
+        """Stop on a non-finite loss beyond ``train.max_bad_steps``, or when they are most steps."""
+        many = self.bad_steps > self.cfg.max_bad_steps
+        most = self.bad_steps >= 10 and 2 * self.bad_steps > self.step + 1
+        if not (many or most):
+            return
+        if self._saved_step is not None:
+            where = f"the last checkpoint (step {self._saved_step}) is intact in {self.run_dir}"
+        else:
+            where = "no checkpoint was written before it" + (f" in {self.run_dir}" if self.run_dir else "")
+        why = (f"{self.bad_steps} non-finite steps, more than half of those run" if most and not many
+               else "set train.max_bad_steps to skip a bounded number of such steps")
+        raise NonFiniteError(f"non-finite loss ({loss}) at step {self.step}; {where} ({why})")
+
     def _on_signal(self, signum, frame) -> None:  # pragma: no cover - exercised in a subprocess test
         self._stop_signal = signum  # torchrun's agent forwards the same signal again: never a hard exit
 
@@ -234,11 +250,7 @@ class Trainer:
                 loss, gn = self.train_step(self.step)
                 if not math.isfinite(loss):
                     self.bad_steps += 1
-                    if self.bad_steps > cfg.max_bad_steps:
-                        raise NonFiniteError(
-                            f"non-finite loss ({loss}) at step {self.step}; the last good checkpoint "
-                            f"is intact" + (f" in {self.run_dir}" if self.run_dir else "")
-                            + " (set train.max_bad_steps to skip a bounded number of such steps)")
+                    self._check_bad_steps(loss)
                 self.step += 1
                 if bar is not None:
                     bar.update(1)
@@ -269,6 +281,9 @@ class Trainer:
                     raise Interrupted(f"stopped by {why} at step {self.step}; "
                                       "checkpoint written, continue with --resume")
             self.checkpoint()
+            if self.bad_steps and self.dist.is_main:
+                print(f"panflow: warning: {self.bad_steps} of {self.step} steps had a non-finite loss and were "
+                      "skipped (train.max_bad_steps)", file=sys.stderr)
         finally:
             if bar is not None:
                 bar.close()
