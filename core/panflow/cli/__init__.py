@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from .._version import __version__
-from ..errors import PanflowError
+from ..errors import ConfigError, PanflowError, UnknownNameError
 
 
 def _plugins(args) -> int:
@@ -30,6 +31,42 @@ def _plugins(args) -> int:
     if not infos:
         print("(no plugins installed in the 'panflow.plugins' entry-point group)")
     return 0
+
+
+def _positive(**values: int | None) -> None:
+    for name, v in values.items():
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name} must be ≥ 1, got {v}")
+
+
+def stale_outputs(out: Path) -> list[Path]:
+    """Files of an earlier ``panflow sample`` in ``out`` (to replace); refuses a foreign non-empty dir."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
+    if not out.exists() or not any(out.iterdir()):
+        return []
+    record = out / "sampling.json"
+    try:
+        names = json.loads(record.read_text()).get("files") if record.exists() else None
+    except (json.JSONDecodeError, AttributeError):
+        names = None
+    if not isinstance(names, list):
+        raise ConfigError(f"--out {out} is not empty and holds no file list of an earlier panflow sample; "
+                          "choose an empty or new directory")
+    return [out / n for n in names if isinstance(n, str) and Path(n).name == n] + [record]
+
+
+def _unavailable_hint(exc: PanflowError) -> str:
+    """For an unknown domain whose plugin is installed but not loaded: say why and how to fix it."""
+    if not (isinstance(exc, UnknownNameError) and exc.kind == "domain"):
+        return ""
+    from ..plugins import load_plugins
+
+    info = load_plugins().plugins.get(exc.name)
+    if info is None or info.status == "loaded":
+        return ""
+    how = info.enable if info.status == "unavailable" else info.message
+    return f"domain '{exc.name}' is installed but its plugin is {info.status}: {how}"
 
 
 def _train(args) -> int:
@@ -59,16 +96,32 @@ def _sample(args) -> int:
 
     from ..run import load_run
 
+    _positive(n=args.n, nfe=args.nfe)
+    if args.noise_scale is not None and not args.noise_scale >= 0:
+        raise ConfigError(f"--noise-scale must be ≥ 0, got {args.noise_scale}")
+    if args.guidance is not None and not args.guidance >= 0:
+        raise ConfigError(f"--guidance must be ≥ 0, got {args.guidance}")
+    out = Path(args.out or Path(args.run_dir) / "samples")
+    stale = stale_outputs(out)  # checked before the (slow) sampling; removed just before writing
     run = load_run(args.run_dir, device=args.device or "auto")
+    k = run.spec.num_classes
+    if not k and (args.label is not None or args.guidance not in (None, 1.0)):
+        raise ConfigError(f"run {args.run_dir} is unconditional: --label and --guidance need a class-conditional model")
+    if args.label is not None and not 0 <= args.label < k:
+        raise ConfigError(f"--label {args.label} is out of range: the model has classes 0..{k - 1}")
     opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale)
+    if not k:
+        opts = dataclasses.replace(opts, guidance=1.0)  # unconditional: guidance does nothing; say so
     labels = None
     if args.label is not None:
         labels = torch.full((args.n,), args.label, dtype=torch.long)
-    elif run.spec.num_classes:
-        labels = torch.arange(args.n) % run.spec.num_classes
+    elif k:
+        labels = torch.arange(args.n) % k
     samples, setup = run.generate(args.n, opts, labels=labels, seed=args.seed)
-    out = Path(args.out or Path(args.run_dir) / "samples")
+    for p in stale:
+        p.unlink(missing_ok=True)
     files = run.domain.write_samples(samples, out, meta=run.contract.get("dataset", {}))
+    setup["files"] = sorted({Path(f).name for f in files})
     (out / "sampling.json").write_text(json.dumps(setup, indent=2))
     print(f"wrote {len(files)} file(s) to {out} (NFE {setup['nfe']}, solver {setup['solver']}, "
           f"{setup['wall_s']:.2f} s)")
@@ -82,8 +135,9 @@ def _eval(args) -> int:
     run = load_run(args.run_dir, device=args.device or "auto")
     if run.domain.evaluate is None:
         raise PanflowError(f"domain '{run.domain.name}' has no evaluator")
+    _positive(n=args.n)
     kw = {"seed": args.seed}
-    if args.n:
+    if args.n is not None:
         kw["n"] = args.n
     card = run.domain.evaluate(run, **kw)
     out = Path(args.out or args.run_dir)
@@ -169,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, Interrupted):
             print(f"panflow: {exc}", file=sys.stderr)
             return 130
+        print(f"panflow: error: {_unavailable_hint(exc) or exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable --out, a full disk, a file where a folder should be
         print(f"panflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
