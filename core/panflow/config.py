@@ -264,8 +264,9 @@ def validate(cfg: RunConfig, solvers: tuple[str, ...] = ()) -> RunConfig:
     return cfg
 
 
-def check_options(fn: Any, options: dict[str, Any], what: str) -> None:
-    """Refuse keyword options that ``fn`` (e.g. a backbone's build function) does not take."""
+def check_options(fn: Any, options: dict[str, Any], prefix: str, owner: str) -> None:
+    """Refuse keyword options (config keys ``prefix.NAME``) that ``fn``, e.g. a backbone's build
+    function, does not take; the error names the key, its owner and the closest known one."""
     target = fn.resolve() if hasattr(fn, "resolve") else fn
     try:
         params = inspect.signature(target).parameters
@@ -276,4 +277,5 @@ def check_options(fn: Any, options: dict[str, Any], what: str) -> None:
     known = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)][1:]
     for k in options:
         if k not in known:
-            raise ConfigError(str(UnknownNameError(f"{what} option", k, known)))
+            raise ConfigError(str(UnknownNameError(f"config key (for {owner})", f"{prefix}.{k}",
+                                                   [f"{prefix}.{n}" for n in known])))

@@ -190,7 +190,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     bb = reg.backbone(cfg.model.backbone)
     if not bb.fits(spec):
         raise ConfigError(f"backbone '{bb.name}' does not fit data {spec} of domain '{dom.name}'")
-    check_options(bb.build, cfg.model.options, f"backbone '{bb.name}'")  # config.py: unknown model.options
+    check_options(bb.build, cfg.model.options, "model.options", f"backbone '{bb.name}'")  # config.py
     torch.manual_seed(cfg.train.seed)
     model = bb.build(spec, **cfg.model.options)
     objective = build_objective(dom, cfg, spec)

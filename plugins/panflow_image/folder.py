@@ -128,8 +128,12 @@ def read_folder(root: Path, mode: str | None = None, resolution: int | None = No
                         "data.options.resolution to shrink them, or raise the budget")
     arrays = []
     for f, _ in files:
-        with Image.open(f) as im:
-            a = _array(im, want, f)
+        try:
+            with Image.open(f) as im:
+                im.load()
+                a = _array(im, want, f)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise DataError(f"cannot decode image {f}: {exc}") from exc
         if resolution and a.shape[:2] != (resolution, resolution):
             a = _resize(a, resolution)
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
