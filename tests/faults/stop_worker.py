@@ -3,6 +3,7 @@
 ``train`` mode: train Tiny for (practically) ever, writing ``pid.RANK`` once training runs and
 ``stopped.RANK.json`` (the step) when the collective stop ends the run (exit 130, like the CLI).
 ``stuck`` mode: rank 1 never arrives; rank 0's barrier must end in a DistributedError (exit 2).
+``cost`` mode: time the stop-flag all-reduce against a train step (for benchmarks/faults_report.py).
 """
 
 import json
@@ -38,6 +39,23 @@ def main(run_dir: str, mode: str) -> int:
         except PanflowError as exc:
             (run / "error.0.txt").write_text(str(exc))
             return 2
+        return 0
+
+    if mode == "cost":  # the price of the per-step stop-flag all-reduce against a (tiny) train step
+        from panflow import distributed as D
+
+        def timed(fn, n):
+            D.barrier(t.dist)
+            t0 = time.perf_counter()
+            for i in range(n):
+                fn(i)
+            return (time.perf_counter() - t0) / n
+
+        flag_s = timed(lambda i: D.any_rank(False, t.dist), 500)
+        step_s = timed(lambda i: t.train_step(i), 100)
+        if rank == 0:
+            (run / "cost.json").write_text(json.dumps({"flag_allreduce_s": flag_s, "tiny_step_s": step_s}))
+        D.shutdown(t.dist)
         return 0
 
     def announce(rec):
