@@ -17,7 +17,7 @@ import torch
 from ._version import __version__
 from .checkpoint import CONTRACT_VERSION
 from .components import Backbone, DataBundle, DatasetOptions, DataSpec, Domain, Encoder, Objective
-from .config import RunConfig
+from .config import RunConfig, check_options
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .objective import FlowObjective
 from .registry import Registry
@@ -110,6 +110,7 @@ class Assembly:
 def build_model(reg: Registry, dom: Domain, spec: DataSpec, backbone: str, options: dict) -> tuple[Backbone, torch.nn.Module]:
     bb = reg.backbone(backbone)
     bb.check(spec, dom.name)
+    check_options(bb.build, options, "model.options", f"backbone '{bb.name}'")
     try:
         return bb, bb.build(spec, **options)
     except TypeError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -81,6 +83,8 @@ class TrainConfig:
     max_bad_steps: int = 0     # >0: skip up to this many non-finite steps instead of stopping
     progress: bool = True
     strategy: str = "ddp"      # ddp | fsdp (used when launched by torchrun with WORLD_SIZE > 1)
+    stop_check_every: int = 1  # torchrun: all-reduce the stop (signal) flag every N steps
+    dist_timeout_s: float = 600.0  # torchrun: longest wait of any collective (join, barrier) before an error
     tensorboard: bool = False
 
 
@@ -124,6 +128,11 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
             return float(value)
     elif typ is str:
         if isinstance(value, str):
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                try:  # a TOML-quoted string (``--set train.device='"cpu"'``) means its content
+                    return tomllib.loads(f"v = {value}")["v"]
+                except tomllib.TOMLDecodeError:
+                    pass
             return value
     elif typ is dict:
         if isinstance(value, dict):
@@ -206,3 +215,73 @@ def save_toml(cfg: RunConfig, path: str | Path) -> None:
     import tomli_w
 
     Path(path).write_text(tomli_w.dumps(cfg.to_dict()))
+
+
+# -- value checks: a nonsensical value is an error naming the key, never silently accepted --------
+CHOICES = {"train.optimizer": ("adam", "adamw"), "train.lr_schedule": ("constant", "cosine"),
+           "train.amp": ("auto", "bf16", "off"), "train.strategy": ("ddp", "fsdp"),
+           "flow.time_sampler": ("uniform", "logit_normal", "shifted")}
+# key: (lowest, highest, lowest allowed, highest allowed) as an interval check
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "train.steps": (0, math.inf, True, False), "train.batch_size": (1, math.inf, True, False),
+    "train.lr": (0, math.inf, False, False), "train.weight_decay": (0, math.inf, True, False),
+    "train.beta1": (0, 1, True, False), "train.beta2": (0, 1, True, False),
+    "train.warmup_steps": (0, math.inf, True, False), "train.min_lr_ratio": (0, 1, True, True),
+    "train.grad_clip": (0, math.inf, True, False), "train.accumulation": (1, math.inf, True, False),
+    "train.ema_decay": (0, 1, True, False), "train.log_every": (1, math.inf, True, False),
+    "train.checkpoint_every": (0, math.inf, True, False), "train.keep_checkpoints": (0, math.inf, True, False),
+    "train.max_bad_steps": (0, math.inf, True, False), "train.stop_check_every": (1, math.inf, True, False),
+    "train.dist_timeout_s": (0, math.inf, False, False), "data.val_fraction": (0, 1, False, False),
+    "flow.label_dropout": (0, 1, True, False), "flow.logit_std": (0, math.inf, False, False),
+    "flow.time_shift": (0, math.inf, False, False), "sample.nfe": (1, math.inf, True, False),
+    "sample.guidance": (0, math.inf, True, False), "sample.noise_scale": (0, math.inf, True, False),
+    "sample.n": (1, math.inf, True, False),
+}
+
+
+def _get(cfg: RunConfig, key: str) -> Any:
+    obj: Any = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _interval(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
+    return f"{'[' if lo_in else '('}{lo:g}, {'∞' if hi == math.inf else f'{hi:g}'}{']' if hi_in else ')'}"
+
+
+def validate(cfg: RunConfig, solvers: tuple[str, ...] = ()) -> RunConfig:
+    """Refuse values that cannot mean anything (negative lr, ``ema_decay`` ≥ 1, ``val_fraction`` 1.5,
+    an unknown optimizer/strategy/solver ...); returns ``cfg``."""
+    for key, (lo, hi, lo_in, hi_in) in RANGES.items():
+        v = _get(cfg, key)
+        ok = (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi) and not (isinstance(v, float) and math.isnan(v))
+        if not ok:
+            raise ConfigError(f"config key '{key}' = {v!r} is out of range; expected a value in "
+                              f"{_interval(lo, hi, lo_in, hi_in)}")
+    for key, known in CHOICES.items():
+        if _get(cfg, key) not in known:
+            raise ConfigError(str(UnknownNameError(f"value of '{key}'", _get(cfg, key), known)))
+    if solvers and cfg.sample.solver not in solvers:
+        raise ConfigError(str(UnknownNameError("value of 'sample.solver'", cfg.sample.solver, solvers)))
+    dev = cfg.train.device
+    if dev != "auto" and not (dev in ("cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ConfigError(f"config key 'train.device' = {dev!r}: expected auto, cpu, cuda, cuda:N or mps")
+    return cfg
+
+
+def check_options(fn: Any, options: dict[str, Any], prefix: str, owner: str) -> None:
+    """Refuse keyword options (config keys ``prefix.NAME``) that ``fn``, e.g. a backbone's build
+    function, does not take; the error names the key, its owner and the closest known one."""
+    target = fn.resolve() if hasattr(fn, "resolve") else fn
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # builtins without a signature: nothing to check
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)][1:]
+    for k in options:
+        if k not in known:
+            raise ConfigError(str(UnknownNameError(f"config key (for {owner})", f"{prefix}.{k}",
+                                                   [f"{prefix}.{n}" for n in known])))

@@ -14,6 +14,7 @@ class UnknownNameError(PanflowError, KeyError):
     """A name (domain, dataset, solver, config key, ...) that does not exist."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):
+        self.kind, self.name = kind, name
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -53,3 +54,7 @@ def check_finite(x, what: str) -> None:
         bad = int((~torch.isfinite(x)).sum())
         raise NonFiniteError(f"{what} has {bad} non-finite value(s) (NaN or inf)")
 
+
+
+class DistributedError(PanflowError):
+    """A collective that failed or timed out: a peer rank died, stopped or never arrived."""

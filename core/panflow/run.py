@@ -16,15 +16,19 @@ from typing import Any
 
 import torch
 
+from . import resume as resume_mod
 from .assembly import assemble, build_model, check_contract, load_data, make_contract, objective_from_contract
-from .checkpoint import find_checkpoint, load_contract, load_weights
+from .checkpoint import LOAD_KEYS, find_checkpoint, load_contract, load_weights, require_keys, weights_name
 from .components import DataBundle, DataSpec, Domain, Encoder, Samples
-from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml
+from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml, validate
+from .datainfo import announce_data
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .known import expand_known
+from .masked import MASKED_SAMPLERS
 from .plugins import get_registry, load_plugins
 from .registry import Registry
 from .sampling import SampleOptions
+from .solvers import SOLVERS
 from .trainer import Trainer, resolve_device
 
 PRESETS = ("smoke", "small", "full")
@@ -156,13 +160,18 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     """Train ``cfg`` into ``out_dir`` (a run directory) and return it."""
     reg = get_registry()
     reg.domain(cfg.domain)  # an unknown domain fails before anything is read or written
+    validate(cfg, (*SOLVERS, *MASKED_SAMPLERS))  # config.py: refuse nonsensical values before any work
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run directory")
     if resume and not out.exists():
         raise ConfigError(f"cannot resume: run directory {out} does not exist")
     if not resume and (out / "checkpoints").exists() and any((out / "checkpoints").glob("step_*")):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    plan = resume_mod.plan_resume(cfg, out) if resume else None  # resume.py: refuse a changed config
     torch.manual_seed(cfg.train.seed)
     bundle = load_data(reg, cfg)
+    announce_data(cfg.data.dataset, bundle)  # datainfo.py: files, items, split sizes
     a = assemble(reg, cfg, bundle)
     with torch.no_grad():
         train_x = a.encoder.encode(bundle.train.x)
@@ -170,6 +179,9 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     info = load_plugins().plugins.get(a.domain.plugin)
     contract = make_contract(a, cfg, bundle.meta, info.version if info else "")
     model, objective, encoder = a.model, a.objective, a.encoder
+    if plan is not None:  # resume.py: same data/model as the checkpoint, history of safe changes
+        resume_mod.check_same_data(plan, contract)
+        contract["history"] = plan.history
     out.mkdir(parents=True, exist_ok=True)
     save_toml(cfg, out / "config.toml")
     trainer = Trainer(model, objective, data, cfg.train, out, contract,
@@ -184,6 +196,7 @@ def load_run(run_dir: str | Path, device: str = "auto", use_ema: bool = True) ->
     """Rebuild a trained run from its newest checkpoint (EMA weights by default)."""
     ckpt = find_checkpoint(run_dir)
     contract = load_contract(ckpt)
+    require_keys(contract, LOAD_KEYS, ckpt)  # checkpoint.py: a contract missing a section is an error
     reg = get_registry()
     dom = reg.domain(contract["domain"])
     info = load_plugins().plugins.get(dom.plugin)
@@ -192,8 +205,7 @@ def load_run(run_dir: str | Path, device: str = "auto", use_ema: bool = True) ->
     spec, raw_spec = DataSpec.from_json(contract["data_spec"]), DataSpec.from_json(contract["raw_spec"])
     encoder = dom.load_encoder(contract["encoder"], load_weights(ckpt, "encoder"))
     bb, model = build_model(reg, dom, spec, contract["backbone"]["name"], dict(contract["backbone"]["options"]))
-    names = ["ema", "model"] if use_ema else ["model"]
-    name = next((n for n in names if (ckpt / f"{n}.safetensors").exists()), "model")
+    name = weights_name(ckpt, contract, use_ema)  # checkpoint.py: a missing EMA file is an error
     try:
         model.load_state_dict(load_weights(ckpt, name))
     except RuntimeError as exc:

@@ -24,9 +24,9 @@ from . import distributed as D
 from ._version import __version__
 from .checkpoint import find_checkpoint, load_state, load_weights, save_checkpoint
 from .components import Samples
-from .config import TrainConfig
+from .config import RunConfig, TrainConfig, validate
 from .ema import EMA
-from .errors import ConfigError, NonFiniteError, PanflowError
+from .errors import ConfigError, ContractError, NonFiniteError, PanflowError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -62,6 +62,21 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
     raise ConfigError(f"unknown optimizer '{cfg.optimizer}' (adam | adamw)")
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep only the records up to ``step`` (the resumed checkpoint; 0 = a fresh run), so a resumed
+    run never logs a step twice and a fresh run never appends to an old log."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):  # a line cut by a crash mid-write
+            continue
+    path.write_text("".join(k + "\n" for k in keep))
+
+
 class Interrupted(PanflowError):
     """Raised inside the loop when SIGINT/SIGTERM arrived; a checkpoint has been written."""
 
@@ -77,11 +92,10 @@ class Trainer:
                  run_dir: str | Path | None = None, contract: dict[str, Any] | None = None,
                  extra_weights: dict[str, dict[str, torch.Tensor]] | None = None,
                  on_log: Callable[[dict], None] | None = None):
-        if cfg.batch_size < 1 or cfg.steps < 0 or cfg.accumulation < 1:
-            raise ConfigError("train.batch_size and train.accumulation must be ≥ 1 and train.steps ≥ 0")
+        validate(RunConfig(train=cfg))  # every train.* value in range, known names only
         self.cfg, self.objective = cfg, objective
         self.device = resolve_device(cfg.device)
-        self.dist = D.init_from_env(self.device)
+        self.dist = D.init_from_env(self.device, cfg.dist_timeout_s)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
@@ -112,6 +126,7 @@ class Trainer:
         self.bad_steps = 0
         self.records: list[dict] = []
         self._stop_signal: int | None = None
+        self._saved_step: int | None = None  # step of the newest checkpoint written or resumed from
 
     # -- state -------------------------------------------------------------------------
     def checkpoint(self) -> Path | None:
@@ -119,7 +134,7 @@ class Trainer:
         model_sd = D.full_state_dict(self.train_model, self.cfg.strategy, self.dist)
         optim_sd = D.full_optimizer_state_dict(self.train_model, self.optimizer, self.cfg.strategy, self.dist)
         if self.run_dir is None or not self.dist.is_main:
-            D.barrier(self.dist)
+            D.barrier(self.dist, "the checkpoint barrier")
             return None
         weights = {"model": model_sd, **self.extra_weights}
         if self.ema is not None:
@@ -128,18 +143,24 @@ class Trainer:
                  "optimizer": optim_sd, "torch_rng": torch.get_rng_state()}
         contract = {**self.contract, "panflow_version": __version__, "train": vars(self.cfg)}
         path = save_checkpoint(self.run_dir, self.step, contract, weights, state, self.cfg.keep_checkpoints)
-        D.barrier(self.dist)
+        self._saved_step = self.step
+        D.barrier(self.dist, "the checkpoint barrier")
         return path
 
     def resume(self, path: str | Path | None = None) -> int:
         """Load the newest checkpoint of ``run_dir`` (or ``path``); returns the step reached."""
         ckpt = find_checkpoint(path or self.run_dir)
         state = load_state(ckpt)
-        D.load_full_state(self.train_model, self.optimizer, load_weights(ckpt, "model"), state.get("optimizer"),
-                          self.cfg.strategy, self.dist)
-        if self.ema is not None:
-            self.ema.load_state_dict(load_weights(ckpt, "ema"))
+        try:
+            D.load_full_state(self.train_model, self.optimizer, load_weights(ckpt, "model"), state.get("optimizer"),
+                              self.cfg.strategy, self.dist)
+            if self.ema is not None:
+                self.ema.load_state_dict(load_weights(ckpt, "ema"))
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ContractError(f"checkpoint {ckpt} does not fit this model/optimizer (another width, "
+                                f"backbone or domain?): {str(exc).strip().splitlines()[0]}") from exc
         self.step, self.bad_steps = int(state["step"]), int(state.get("bad_steps", 0))
+        self._saved_step = self.step
         torch.set_rng_state(state["torch_rng"])
         return self.step
 
@@ -181,8 +202,31 @@ class Trainer:
             self.ema.update(step + 1)
         return value, gn
 
+    def _check_bad_steps(self, loss: float) -> None:
+        """Stop on a non-finite loss beyond ``train.max_bad_steps``, or when they are most steps."""
+        many = self.bad_steps > self.cfg.max_bad_steps
+        most = self.bad_steps >= 10 and 2 * self.bad_steps > self.step + 1
+        if not (many or most):
+            return
+        if self._saved_step is not None:
+            where = f"the last checkpoint (step {self._saved_step}) is intact in {self.run_dir}"
+        else:
+            where = "no checkpoint was written before it" + (f" in {self.run_dir}" if self.run_dir else "")
+        why = (f"{self.bad_steps} non-finite steps, more than half of those run" if most and not many
+               else "set train.max_bad_steps to skip a bounded number of such steps")
+        raise NonFiniteError(f"non-finite loss ({loss}) at step {self.step}; {where} ({why})")
+
     def _on_signal(self, signum, frame) -> None:  # pragma: no cover - exercised in a subprocess test
-        self._stop_signal = signum
+        self._stop_signal = signum  # torchrun's agent forwards the same signal again: never a hard exit
+
+    def _should_stop(self, last: int) -> bool:
+        """The stop decision, collective under torchrun: every ``train.stop_check_every`` steps the
+        ranks all-reduce their local "a signal arrived" flags, so all stop at the same step."""
+        if not self.dist.enabled:
+            return self._stop_signal is not None
+        if self.step % self.cfg.stop_check_every and self.step != last:
+            return False
+        return D.any_rank(self._stop_signal is not None, self.dist)
 
     def fit(self, until: int | None = None) -> list[dict]:
         """Train to ``cfg.steps`` (or stop early at step ``until``), checkpointing at the end."""
@@ -199,17 +243,14 @@ class Trainer:
         log_path = self.run_dir / "metrics.jsonl" if self.run_dir is not None and self.dist.is_main else None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
+            _truncate_log(log_path, self.step)
         t_last, s_last = time.perf_counter(), self.step
         try:
             while self.step < last:
                 loss, gn = self.train_step(self.step)
                 if not math.isfinite(loss):
                     self.bad_steps += 1
-                    if self.bad_steps > cfg.max_bad_steps:
-                        raise NonFiniteError(
-                            f"non-finite loss ({loss}) at step {self.step}; the last good checkpoint "
-                            f"is intact" + (f" in {self.run_dir}" if self.run_dir else "")
-                            + " (set train.max_bad_steps to skip a bounded number of such steps)")
+                    self._check_bad_steps(loss)
                 self.step += 1
                 if bar is not None:
                     bar.update(1)
@@ -230,13 +271,19 @@ class Trainer:
                         bar.set_postfix(loss=f"{loss:.4f}", it_s=f"{rec['steps_per_s']:.1f}")
                     if self.on_log is not None:
                         self.on_log(rec)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                stop = self._should_stop(last)
+                if stop or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps):
                     self.checkpoint()
-                if self._stop_signal is not None:
-                    self.checkpoint()
-                    raise Interrupted(f"stopped by signal {self._stop_signal} at step {self.step}; "
+                if stop:
+                    D.shutdown(self.dist)
+                    why = (f"signal {self._stop_signal}" if self._stop_signal is not None
+                           else "a signal to another rank")
+                    raise Interrupted(f"stopped by {why} at step {self.step}; "
                                       "checkpoint written, continue with --resume")
             self.checkpoint()
+            if self.bad_steps and self.dist.is_main:
+                print(f"panflow: warning: {self.bad_steps} of {self.step} steps had a non-finite loss and were "
+                      "skipped (train.max_bad_steps)", file=sys.stderr)
         finally:
             if bar is not None:
                 bar.close()

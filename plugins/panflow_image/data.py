@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +16,19 @@ import torch
 
 from panflow import DataBundle, DataError, DatasetOptions, Samples
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+from .folder import DEFAULT_MAX_GB, IMAGE_SUFFIXES, read_folder  # noqa: F401  (IMAGE_SUFFIXES: public)
+
+OPTIONS = ("resolution", "mode", "max_gb")
+MAX_CLASSES = 100_000
 
 
 def split(x: torch.Tensor, y: torch.Tensor | None, val_fraction: float, seed: int, meta: dict) -> DataBundle:
     """Deterministic train/validation split by a permutation seeded with ``seed``."""
     n = x.shape[0]
     if n < 2:
-        raise DataError(f"need at least 2 images, found {n}")
+        raise DataError(f"need at least 2 images, found {n} in {meta.get('source')}")
+    if not 0 < val_fraction < 1:
+        raise DataError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(round(n * val_fraction)))
     tr, va = perm[n_val:], perm[:n_val]
@@ -48,8 +52,25 @@ def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
                                            align_corners=False).clamp(0, 1)
 
 
+def _check_options(opts: DatasetOptions) -> None:
+    unknown = sorted(set(opts.options) - set(OPTIONS))
+    if unknown:
+        raise DataError(f"unknown image data option(s) {unknown}; known: {', '.join(OPTIONS)}")
+
+
+def labels(y: np.ndarray, path: Path) -> torch.Tensor:
+    """Class labels as int64 ``[N]``: integers in [0, MAX_CLASSES), else a clear error."""
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
+        raise DataError(f"{path}: labels must be a 1-D integer array, got {y.dtype} of shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= MAX_CLASSES):
+        raise DataError(f"{path}: labels span [{y.min()}, {y.max()}]; class labels must be integers in "
+                        f"[0, {MAX_CLASSES})")
+    return torch.from_numpy(y.astype(np.int64))
+
+
 def load_digits(opts: DatasetOptions) -> DataBundle:
     """The 1,797 real 8×8 handwritten digits bundled with scikit-learn (values 0..16)."""
+    _check_options(opts)
     if opts.path:
         return load_path(opts)
     from sklearn.datasets import load_digits as sk_digits
@@ -64,11 +85,13 @@ def load_digits(opts: DatasetOptions) -> DataBundle:
 
 def load_path(opts: DatasetOptions) -> DataBundle:
     """Dispatch on what ``opts.path`` is: a folder of images, an IDX file, or an NPZ file."""
+    _check_options(opts)
     path = Path(opts.path)
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
     if path.is_dir():
-        x, y, meta = read_folder(path, opts.options.get("mode"), opts.options.get("resolution"))
+        x, y, meta = read_folder(path, opts.options.get("mode"), opts.options.get("resolution"),
+                                 float(opts.options.get("max_gb", DEFAULT_MAX_GB)))
     elif path.name.endswith((".npz",)):
         x, y, meta = read_npz(path)
     elif "idx" in path.name or path.name.endswith(("-ubyte", "-ubyte.gz")):
@@ -78,51 +101,6 @@ def load_path(opts: DatasetOptions) -> DataBundle:
                         "or an NPZ file")
     x = resize(x, opts.options.get("resolution"))
     return split(x, y, opts.val_fraction, opts.seed, meta)
-
-
-def read_folder(root: Path, mode: str | None = None, resolution: int | None = None):
-    """Images under ``root``; one level of sub-folders names the classes (else unlabelled)."""
-    from PIL import Image, UnidentifiedImageError
-
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
-    if subdirs:
-        files = [(f, i) for i, d in enumerate(subdirs) for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
-        classes = [d.name for d in subdirs]
-    else:
-        files = [(f, -1) for f in sorted(root.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-        classes = []
-    if not files:
-        raise DataError(f"{root} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images, modes = [], {}
-    for f, _ in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                images.append(im.copy())
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise DataError(f"cannot read image {f}: {exc}") from exc
-        modes.setdefault(images[-1].mode, []).append(f)
-    want = mode or ("RGB" if any(m not in ("L", "1", "I", "I;16", "LA") for m in modes) else "L")
-    if len(modes) > 1:
-        odd = [str(f) for m, fs in modes.items() if m != want for f in fs][:5]
-        warnings.warn(f"images in {root} have mixed modes {sorted(modes)}; converting all to {want} "
-                      f"(e.g. {', '.join(odd)})", stacklevel=2)
-    arrays = []
-    size0 = None
-    for (f, _), im in zip(files, images):
-        im = im.convert(want)
-        if resolution:
-            im = im.resize((resolution, resolution), Image.BICUBIC)
-        if size0 is None:
-            size0 = im.size
-        elif im.size != size0:
-            raise DataError(f"image {f} is {im.size[0]}x{im.size[1]} but {files[0][0]} is {size0[0]}x{size0[1]}; "
-                            "set data.options.resolution to resize all images to one size")
-        a = np.asarray(im, dtype=np.float32) / 255.0
-        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    x = torch.from_numpy(np.stack(arrays))
-    y = torch.tensor([c for _, c in files], dtype=torch.long) if classes else None
-    return x, y, {"source": str(root), "classes": classes, "mode": want, "files": len(files)}
 
 
 def _open(path: Path):
@@ -142,10 +120,16 @@ def read_idx(path: Path) -> np.ndarray:
     if data[2] not in dtypes:
         raise DataError(f"{path}: unknown IDX element type 0x{data[2]:02x}")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated: its header names {ndim} dimensions but holds {len(data)} bytes")
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    arr = np.frombuffer(data, dtype=dtypes[data[2]], offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(dims)):
-        raise DataError(f"{path} is truncated: header says {dims} = {int(np.prod(dims))} values, found {arr.size}")
+    dt = np.dtype(dtypes[data[2]])
+    body = len(data) - 4 - 4 * ndim
+    want = int(np.prod(dims, dtype=np.int64))
+    if body != want * dt.itemsize:
+        raise DataError(f"{path} is truncated or padded: header says {dims} = {want} values of {dt.itemsize} "
+                        f"byte(s), the file holds {body} bytes of data")
+    arr = np.frombuffer(data, dtype=dt, offset=4 + 4 * ndim)
     return arr.reshape(dims)
 
 
@@ -160,10 +144,28 @@ def read_idx_pair(images_path: Path):
         y = read_idx(labels_path)
         if y.shape[0] != x.shape[0]:
             raise DataError(f"{labels_path} has {y.shape[0]} labels but {images_path} has {x.shape[0]} images")
-        y = torch.from_numpy(y.astype(np.int64))
-    xt = torch.from_numpy(x.astype(np.float32) / 255.0)[:, None]
+        y = labels(y, labels_path)
+    xt = torch.from_numpy(unit_range(x, images_path))[:, None]
     classes = [str(int(c)) for c in torch.unique(y).tolist()] if y is not None else []
     return xt, y, {"source": str(images_path), "classes": classes}
+
+
+def unit_range(x: np.ndarray, path: Path) -> np.ndarray:
+    """uint8 → /255; 16-bit unsigned → /65535; floats must already be finite and in [0, 1]."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    if x.dtype == np.uint16:
+        return (x.astype(np.float64) / 65535.0).astype(np.float32)
+    if np.issubdtype(x.dtype, np.bool_):
+        return x.astype(np.float32)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise DataError(f"{path}: image values of dtype {x.dtype} are not numbers")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataError(f"{path} contains NaN or infinite values")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise DataError(f"{path}: values span [{x.min():.3g}, {x.max():.3g}]; expected uint8, uint16 or floats in [0, 1]")
+    return x
 
 
 def read_npz(path: Path):
@@ -171,29 +173,29 @@ def read_npz(path: Path):
     optional ``y``/``labels``."""
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read NPZ file {path}: {exc}") from exc
-    key = next((k for k in ("x", "images", "X") if k in z.files), None)
-    if key is None:
-        raise DataError(f"{path} has arrays {z.files}; expected one named 'x' or 'images'")
-    x = z[key]
+        files = list(z.files)
+        key = next((k for k in ("x", "images", "X") if k in files), None)
+        if key is None:
+            raise DataError(f"{path} has arrays {files}; expected one named 'x' or 'images'")
+        x = z[key]
+        ykey = next((k for k in ("y", "labels") if k in files), None)
+        y_raw = z[ykey] if ykey is not None else None
+    except DataError:
+        raise
+    except Exception as exc:  # zipfile/npy format errors, object arrays refused by allow_pickle=False
+        raise DataError(f"cannot read NPZ file {path}: {type(exc).__name__}: {exc}") from exc
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and (x.shape[1] not in (1, 3, 4) or x.shape[1] == x.shape[2]):
         x = x.transpose(0, 3, 1, 2)  # channels last (when ambiguous, the layout with square H, W wins)
     elif x.ndim != 4:
         raise DataError(f"{path}:{key} has shape {x.shape}; expected [N,H,W], [N,H,W,C] or [N,C,H,W]")
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise DataError(f"{path}:{key} contains NaN or infinite values")
-    if x.min() < 0 or x.max() > 1:
-        raise DataError(f"{path}:{key} values span [{x.min():.3g}, {x.max():.3g}]; expected uint8 or floats in [0, 1]")
-    ykey = next((k for k in ("y", "labels") if k in z.files), None)
+    x = unit_range(x, Path(f"{path}:{key}"))
     y = None
-    if ykey is not None:
-        y = z[ykey]
-        if y.shape[0] != x.shape[0]:
-            raise DataError(f"{path}: {y.shape[0]} labels for {x.shape[0]} images")
-        y = torch.from_numpy(y.astype(np.int64))
+    if y_raw is not None:
+        if y_raw.shape[:1] != x.shape[:1]:
+            raise DataError(f"{path}: {y_raw.shape[0] if y_raw.ndim else 0} labels for {x.shape[0]} images")
+        y = labels(y_raw, Path(f"{path}:{ykey}"))
     classes = [str(int(c)) for c in torch.unique(y).tolist()] if y is not None else []
-    return torch.from_numpy(np.ascontiguousarray(x)), y, {"source": str(path), "classes": classes}
+    return torch.from_numpy(np.ascontiguousarray(x)), y, {"source": str(path), "classes": classes,
+                                                          "files": 1, "dtype": str(z[key].dtype)}

@@ -2,7 +2,8 @@
 topics, present on every machine with Python) and the user's files (text, folder, JSONL).
 
 Documents are split deterministically: every ``1/val_fraction``-th document (in a fixed order)
-goes to validation.
+goes to validation; with fewer documents than that, the tail ``val_fraction`` of each document does
+(so no document is ever dropped).
 """
 
 from __future__ import annotations
@@ -42,18 +43,22 @@ class Corpus:
 def _split(docs: list[tuple[str, str]], val_fraction: float, meta: dict) -> Corpus:
     if not docs or not any(t.strip() for _, t in docs):
         raise DataError(f"the corpus from {meta.get('source')} is empty")
-    every = max(2, round(1 / max(val_fraction, 1e-6)))
-    val = [t for i, (_, t) in enumerate(docs) if i % every == every - 1]
-    train = [t for i, (_, t) in enumerate(docs) if i % every != every - 1]
-    if not val:  # a single document: hold out its tail
-        text = train.pop()
-        cut = int(len(text) * (1 - val_fraction))
-        train, val = [text[:cut]], [text[cut:]]
+    if not 0 < val_fraction < 1:
+        raise DataError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    every = max(2, round(1 / val_fraction))
+    if len(docs) >= every:  # enough documents: every ``every``-th one is held out whole
+        val = [t for i, (_, t) in enumerate(docs) if i % every == every - 1]
+        train = [t for i, (_, t) in enumerate(docs) if i % every != every - 1]
+    else:  # too few to hold out whole documents: hold out the tail of each one, train on the rest
+        cuts = [int(len(t) * (1 - val_fraction)) for _, t in docs]
+        train = [t[:c] for (_, t), c in zip(docs, cuts) if t[:c]]
+        val = [t[c:] for (_, t), c in zip(docs, cuts) if t[c:]]
     h = hashlib.sha256()
     for name, t in docs:
         h.update(name.encode())
         h.update(t.encode("utf-8", "surrogateescape"))
-    return Corpus(train, val, {**meta, "documents": len(docs), "val_documents": len(val), "sha256": h.hexdigest()[:16],
+    return Corpus(train, val, {**meta, "documents": len(docs), "val_documents": len(val), "train_documents": len(train),
+                               "split": "documents" if len(docs) >= every else "tails", "sha256": h.hexdigest()[:16],
                                "train_chars": sum(map(len, train)), "val_chars": sum(map(len, val))})
 
 
@@ -100,10 +105,14 @@ def user_corpus(path: str, val_fraction: float = 0.1, encoding: str = "utf-8", f
     if not p.exists():
         raise DataError(f"data path {p} does not exist")
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+        every = sorted(f for f in p.rglob("*") if f.is_file())
+        files = [f for f in every if f.suffix.lower() in TEXT_SUFFIXES]
         if not files:
             raise DataError(f"{p} holds no text files ({', '.join(sorted(TEXT_SUFFIXES))})")
         docs = [(str(f.relative_to(p)), _read_text(f, encoding)) for f in files]
+        skipped = [str(f.relative_to(p)) for f in every if f.suffix.lower() not in TEXT_SUFFIXES]
+        return _split(docs, val_fraction, {"source": str(p), "encoding": encoding, "files": len(files),
+                                           "skipped_files": len(skipped), "skipped_examples": skipped[:5]})
     elif p.suffix.lower() == ".jsonl":
         docs = []
         for i, line in enumerate(_read_text(p, encoding).splitlines()):

@@ -14,7 +14,7 @@ from .corpus import python_corpus, user_corpus
 from .tokenizer import make_tokenizer
 
 
-def chunk(texts: list[str], tok, seq_len: int) -> tuple[torch.Tensor, int]:
+def chunk(texts: list[str], tok, seq_len: int, what: str = "the corpus") -> tuple[torch.Tensor, int]:
     """Tokenise documents (joined by a blank line) and cut into whole ``seq_len`` chunks."""
     ids: list[int] = []
     n_bytes = 0
@@ -23,7 +23,7 @@ def chunk(texts: list[str], tok, seq_len: int) -> tuple[torch.Tensor, int]:
         n_bytes += len((t + "\n\n").encode("utf-8", "surrogateescape"))
     n = len(ids) // seq_len
     if n == 0:
-        raise DataError(f"the corpus gives {len(ids)} tokens, fewer than one sequence of {seq_len}; "
+        raise DataError(f"{what} gives {len(ids)} tokens, fewer than one sequence of {seq_len}; "
                         "lower data.options.seq_len or add text")
     return torch.tensor(ids[: n * seq_len], dtype=torch.long).reshape(n, seq_len), n_bytes
 
@@ -43,8 +43,9 @@ def load_text(opts: DatasetOptions) -> DataBundle:
         raise DataError(f"seq_len must be at least 2, got {seq_len}")
     corpus = user_corpus(opts.path, opts.val_fraction, encoding, field) if opts.path else python_corpus(opts.val_fraction)
     tok = make_tokenizer(kind, corpus.train, vocab)
-    train, _ = chunk(corpus.train, tok, seq_len)
-    val, val_bytes = chunk(corpus.val, tok, seq_len)
+    src = corpus.meta.get("source")
+    train, _ = chunk(corpus.train, tok, seq_len, f"the training split of {src}")
+    val, val_bytes = chunk(corpus.val, tok, seq_len, f"the validation split of {src}")
     if max_train:
         train = train[:max_train]
     # bytes per token over the chunked validation stream (for bits per byte)

@@ -8,6 +8,14 @@ import json
 from panflow import ConfigError
 
 
+def _tokenizers():
+    try:
+        import tokenizers
+    except ImportError as exc:
+        raise ConfigError('the BPE tokenizer needs the Hugging Face tokenizers library: pip install "panflow[text]"') from exc
+    return tokenizers
+
+
 class ByteTokenizer:
     name = "byte"
     vocab_size = 256
@@ -31,8 +39,9 @@ class BPETokenizer:
 
     @classmethod
     def train(cls, texts: list[str], vocab_size: int = 1024) -> BPETokenizer:
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
+        tk = _tokenizers()
+        Tokenizer, decoders, models, pre_tokenizers, trainers = (tk.Tokenizer, tk.decoders, tk.models,
+                                                                 tk.pre_tokenizers, tk.trainers)
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         tok.decoder = decoders.ByteLevel()
@@ -55,9 +64,12 @@ def tokenizer_from_json(d: dict):
     if d.get("type") == "byte":
         return ByteTokenizer()
     if d.get("type") == "bpe":
-        from tokenizers import Tokenizer
-
-        return BPETokenizer(Tokenizer.from_str(d["tokenizer"]))
+        try:
+            return BPETokenizer(_tokenizers().Tokenizer.from_str(d["tokenizer"]))
+        except Exception as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"the BPE tokenizer recorded in the checkpoint is corrupted: {exc}") from exc
     raise ConfigError(f"unknown tokenizer {json.dumps(d)[:80]}")
 
 

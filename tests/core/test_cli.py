@@ -43,8 +43,8 @@ def test_train_sample_eval_round_trip(tmp_path, capsys):
     lines = (tmp_path / "s" / "samples.csv").read_text().splitlines()
     assert lines[0] == "x,y" and len(lines) == 6
     assert json.loads((tmp_path / "s" / "sampling.json").read_text())["nfe"] == 8
-    assert main(["eval", str(run), "--n", "300"]) == 0
-    card = json.loads((run / "scorecard.json").read_text())
+    assert main(["eval", str(run), "--n", "300", "--seed", "1", "--device", "cpu", "--out", str(tmp_path / "e")]) == 0
+    card = json.loads((tmp_path / "e" / "scorecard.json").read_text())
     assert [r["role"] for r in card["rows"]] == ["floor", "baseline", "model"]
 
 

@@ -100,7 +100,7 @@ def test_npz_layouts_and_errors(tmp_path):
     b = load_path(DatasetOptions(str(tmp_path / "a.npz")))
     assert b.train.x.shape[1:] == (3, 4, 4)
     np.savez(tmp_path / "b.npz", x=np.full((5, 4, 4), 3.0))
-    with pytest.raises(DataError, match="expected uint8 or floats"):
+    with pytest.raises(DataError, match="expected uint8, uint16 or floats"):
         load_path(DatasetOptions(str(tmp_path / "b.npz")))
     np.savez(tmp_path / "c.npz", x=np.zeros((5, 4, 4)), y=np.arange(4))
     with pytest.raises(DataError, match="4 labels for 5 images"):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from .._version import __version__
-from ..errors import PanflowError
+from ..errors import ConfigError, PanflowError, UnknownNameError
 
 
 def _plugins(args) -> int:
@@ -32,16 +33,59 @@ def _plugins(args) -> int:
     return 0
 
 
+def _positive(**values: int | None) -> None:
+    for name, v in values.items():
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name} must be ≥ 1, got {v}")
+
+
+def stale_outputs(out: Path) -> list[Path]:
+    """Files of an earlier ``panflow sample`` in ``out`` (to replace); refuses a foreign non-empty dir."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
+    if not out.exists() or not any(out.iterdir()):
+        return []
+    record = out / "sampling.json"
+    try:
+        names = json.loads(record.read_text()).get("files") if record.exists() else None
+    except (json.JSONDecodeError, AttributeError):
+        names = None
+    if not isinstance(names, list):
+        raise ConfigError(f"--out {out} is not empty and holds no file list of an earlier panflow sample; "
+                          "choose an empty or new directory")
+    return [out / n for n in names if isinstance(n, str) and Path(n).name == n] + [record]
+
+
+def _unavailable_hint(exc: PanflowError) -> str:
+    """For an unknown domain whose plugin is installed but not loaded: say why and how to fix it."""
+    if not (isinstance(exc, UnknownNameError) and exc.kind == "domain"):
+        return ""
+    from ..plugins import load_plugins
+
+    info = load_plugins().plugins.get(exc.name)
+    if info is None or info.status == "loaded":
+        return ""
+    how = info.enable if info.status == "unavailable" else info.message
+    return f"domain '{exc.name}' is installed but its plugin is {info.status}: {how}"
+
+
 def _train(args) -> int:
     from ..run import build_config, train
 
     overrides = list(args.set or [])
     if args.device:
-        overrides.append(f'train.device="{args.device}"')
+        overrides.append(f"train.device={args.device}")
     if args.latent:
         overrides.insert(0, "encoder.options.latent=true")
-    cfg = build_config(args.domain, args.preset, args.config, overrides, args.dataset, args.data, args.backbone)
-    out = Path(args.out or f"runs/{args.domain}-{cfg.data.dataset}-{args.preset}")
+    preset = args.preset or "small"
+    cfg = build_config(args.domain, preset, args.config, overrides, args.dataset, args.data, args.backbone)
+    out = Path(args.out or f"runs/{args.domain}-{cfg.data.dataset}-{preset}")
+    if args.resume and out.exists():  # continue the saved config; only explicit flags are changes
+        from ..resume import resumed_config
+
+        explicit = {"domain": args.domain, "preset": args.preset, "data.dataset": args.dataset,
+                    "data.path": args.data, "model.backbone": args.backbone}
+        cfg = resumed_config(out, args.config, explicit, overrides)
     run_dir = train(cfg, out, resume=args.resume)
     print(f"trained {cfg.train.steps} steps -> {run_dir}")
     return 0
@@ -91,7 +135,20 @@ def _sample(args) -> int:
 
     from ..run import load_run
 
+    _positive(n=args.n, nfe=args.nfe)
+    if args.noise_scale is not None and not args.noise_scale >= 0:
+        raise ConfigError(f"--noise-scale must be ≥ 0, got {args.noise_scale}")
+    if args.guidance is not None and not args.guidance >= 0:
+        raise ConfigError(f"--guidance must be ≥ 0, got {args.guidance}")
+    out = Path(args.out or Path(args.run_dir) / "samples")
+    stale = stale_outputs(out)  # checked before the (slow) sampling; removed just before writing
     run = load_run(args.run_dir, device=args.device or "auto")
+    k = run.spec.num_classes
+    if not run.spec.conditions and (args.label is not None or args.guidance not in (None, 1.0) or args.cond):
+        raise ConfigError(f"run {args.run_dir} is unconditional: --label, --guidance and --cond need a conditional model")
+    if args.label is not None and not 0 <= args.label < k:
+        raise ConfigError(f"--label {args.label} is out of range: the model has classes 0..{k - 1}"
+                          if k else f"--label needs a class-conditional model; run {args.run_dir} has no label")
     opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale,
                        inpaint=args.inpaint)
     if args.nfe is not None and opts.solver == "dopri5":
@@ -99,17 +156,21 @@ def _sample(args) -> int:
     if args.noise_scale is not None and opts.solver != "sde":
         raise PanflowError(f"--noise-scale is the sde solver's setting; solver '{opts.solver}' is deterministic "
                            "(use --solver sde)")
+    if not run.spec.conditions:
+        opts = dataclasses.replace(opts, guidance=1.0, guidance_scales={})  # nothing to guide on
     cond, known, x_known, n = {}, None, None, args.n
     if args.cond:
         cond, known, x_known, n = _load_cond(args.cond, args.n)
     n = n or run.cfg.sample.n
     if args.label is not None:
         cond["label"] = torch.full((n,), args.label, dtype=torch.long)
-    elif run.spec.num_classes and "label" not in cond:
-        cond["label"] = torch.arange(n) % run.spec.num_classes
+    elif k and "label" not in cond:
+        cond["label"] = torch.arange(n) % k
     samples, setup = run.generate(n, opts, seed=args.seed, cond=cond, known=known, x_known=x_known)
-    out = Path(args.out or Path(args.run_dir) / "samples")
+    for p in stale:
+        p.unlink(missing_ok=True)
     files = run.domain.write_samples(samples, out, meta=run.contract.get("dataset", {}))
+    setup["files"] = sorted({Path(f).name for f in files})
     (out / "sampling.json").write_text(json.dumps(setup, indent=2))
     print(f"wrote {len(files)} file(s) to {out} (NFE {setup['nfe']}, solver {setup['solver']}, "
           f"{setup['wall_s']:.2f} s)")
@@ -123,8 +184,9 @@ def _eval(args) -> int:
     run = load_run(args.run_dir, device=args.device or "auto")
     if run.domain.evaluate is None:
         raise PanflowError(f"domain '{run.domain.name}' has no evaluator")
+    _positive(n=args.n)
     kw = {"seed": args.seed}
-    if args.n:
+    if args.n is not None:
         kw["n"] = args.n
     card = run.domain.evaluate(run, **kw)
     out = Path(args.out or args.run_dir)
@@ -156,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="a registered dataset of the domain")
     s.add_argument("--data", help="your own data (file or folder; the domain says which formats)")
     s.add_argument("--backbone")
-    s.add_argument("--preset", default="small", choices=["smoke", "small", "full"])
+    s.add_argument("--preset", choices=["smoke", "small", "full"], help="size preset (default small)")
     s.add_argument("--config", help="a TOML run config")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     s.add_argument("--out", help="run directory (default runs/DOMAIN-DATASET-PRESET)")
@@ -214,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, Interrupted):
             print(f"panflow: {exc}", file=sys.stderr)
             return 130
+        print(f"panflow: error: {_unavailable_hint(exc) or exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable --out, a full disk, a file where a folder should be
         print(f"panflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
