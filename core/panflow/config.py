@@ -29,6 +29,7 @@ class DataConfig:
     workers: int = 2           # DataLoader worker processes for lazy (streamed) datasets
     prefetch: int = 2          # batches each worker prepares ahead
     max_bad_items: int = 0     # lazy data: items/shards that may fail to decode and be skipped
+    start_method: str = ""     # DataLoader workers: "" (fork on Linux) | spawn | forkserver
     cache: str = ""            # a `panflow encode` directory: stream its latents, skip the encoder
 
 

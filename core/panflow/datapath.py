@@ -32,7 +32,7 @@ class TrainingData:
 
 
 def loader_options(cfg: RunConfig) -> LoaderOptions:
-    return LoaderOptions(cfg.data.workers, cfg.data.prefetch, cfg.data.max_bad_items)
+    return LoaderOptions(cfg.data.workers, cfg.data.prefetch, cfg.data.max_bad_items, cfg.data.start_method)
 
 
 def prepare_training(reg: Registry, cfg: RunConfig) -> TrainingData:

@@ -22,6 +22,7 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -33,11 +34,13 @@ from .streaming import BadItem, LazySamples, ShardedSamples, collate, items_of
 @dataclass(frozen=True)
 class LoaderOptions:
     """``workers`` DataLoader processes, ``prefetch`` batches per worker, ``max_bad`` items/shards
-    that may be skipped (0: the first one stops the run). Pinned memory is used on CUDA."""
+    that may be skipped (0: the first one stops the run), ``start_method`` of the workers (spawn
+    or forkserver for readers that are not fork-safe). Pinned memory is used on CUDA."""
 
     workers: int = 2
     prefetch: int = 2
     max_bad: int = 0
+    start_method: str = ""  # "" = torch's default (fork on Linux) | spawn | forkserver
 
 
 def _seed(*parts: int) -> int:
@@ -89,14 +92,17 @@ class _Fetch(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int, first: Any = None):
         bad = []
         for k in range(self.max_bad + 1):
-            it = self.data[(i + k) % len(self.data)]
+            it = first if k == 0 and first is not None else self.data[(i + k) % len(self.data)]
             if not isinstance(it, BadItem):
                 return it, bad
             bad.append(it)
         return None, bad
+
+    def __getitems__(self, indices: list[int]):
+        return [self.__getitem__(i, it) for i, it in zip(indices, self.data.__getitems__(list(indices)))]
 
 
 def _collate_fetched(batch):
@@ -139,6 +145,10 @@ class Feeder:
     def _loader(self, dataset, **kw) -> torch.utils.data.DataLoader:
         w = max(0, int(self.opts.workers))
         extra = {"prefetch_factor": max(1, self.opts.prefetch), "worker_init_fn": _worker_init} if w else {}
+        if w and self.opts.start_method:
+            import multiprocessing
+
+            extra["multiprocessing_context"] = multiprocessing.get_context(self.opts.start_method)
         if w:
             gc.collect()  # forked workers must not inherit garbage (see _worker_init)
         # an explicit generator: creating the loader must not consume the global RNG (bit-exact resume)

@@ -78,9 +78,25 @@ class LazySamples(torch.utils.data.Dataset):
             raise NotImplementedError("LazySamples needs get=... or an item() override")
         return self._get(i)
 
+    def items(self, indices: list[int]) -> list[Any]:
+        """Items ``indices`` at once; override when the store reads a batch faster (e.g. a zarr
+        ``oindex`` selection fetches its chunks concurrently). Default: one :meth:`item` each."""
+        return [self.item(i) for i in indices]
+
     def name(self, i: int) -> str:
         """How a person finds item ``i`` (a file name, a store key); default ``item i``."""
         return self._name(i) if self._name is not None else f"item {i}"
+
+    def __getitems__(self, indices: list[int]) -> list[Item | BadItem]:
+        """The DataLoader's batched fetch; when the batch read fails, items are read one by one
+        so the bad one is found and named."""
+        try:
+            got = [as_item(it) for it in self.items([int(i) for i in indices])]
+            if len(got) != len(indices):
+                raise DataError(f"items() returned {len(got)} items for {len(indices)} indices")
+            return [as_item(self.transform(it)) for it in got] if self.transform is not None else got
+        except Exception:
+            return [self[i] for i in indices]
 
     def __getitem__(self, i: int) -> Item | BadItem:
         i = int(i)
