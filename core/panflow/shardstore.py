@@ -26,6 +26,7 @@ from .errors import DataError
 from .streaming import LazySamples
 
 INDEX = "index.json"
+MAX_OPEN = 64
 
 
 def _fields(s: Samples) -> dict[str, torch.Tensor]:
@@ -128,6 +129,10 @@ class ShardStore(LazySamples):
                 if fortran:
                     raise DataError(f"{path} is Fortran-ordered; the store writes C order")
                 self._headers[key] = (f.tell(), dtype, tuple(shape[1:]))
+            if len(self._fds) >= MAX_OPEN:  # bound the open files of a store with many shards
+                for fd in self._fds.values():
+                    os.close(fd)
+                self._fds = {}
             self._fds[key] = os.open(path, os.O_RDONLY)
         return self._fds[key], self._headers[key]
 
