@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from panflow import (
+    BadItem,
     DataError,
     Encoder,
     FlowObjective,
@@ -214,3 +215,16 @@ def test_in_memory_data_keeps_the_fast_path(tmp_path):
     t = make(Samples(torch.stack([row(i) for i in range(20)])), tmp_path)
     assert t.feeder is None and isinstance(t.data, Samples)
     assert np.isfinite(t.fit()[-1]["loss"])
+
+
+def test_batched_read_falls_back_to_single_reads_to_name_the_bad_item():
+    class Batched(IndexedLazy):
+        def items(self, indices):
+            if self.bad & set(indices):
+                raise OSError("chunk read failed")
+            return [{"x": row(i) * 0 + i} for i in indices]  # the batched read is its own code path
+
+    got = Batched(8, bad=(3,)).__getitems__([1, 3, 5])
+    assert isinstance(got[1], BadItem) and got[1].name == "chunk-003.bin" and "corrupt chunk" in got[1].error
+    assert got[0]["x"].tolist() == row(1).tolist()  # fell back to item()
+    assert [g["x"][1].item() for g in Batched(8).__getitems__([2, 4])] == [2.0, 4.0]  # batched path used
