@@ -36,7 +36,9 @@ from .errors import (
 from .guidance import cfg_field
 from .hooks import HOOK_API_VERSION, hookimpl
 from .known import KNOWN_SAMPLERS, KnownSampler, expand_known, make_known_sampler, register_known_sampler
+from .latents import encode_source, open_cache, write_cache
 from .likelihood import divergence_exact, divergence_hutchinson, log_likelihood, standard_normal_logpdf
+from .loader import LoaderOptions, epoch_permutation, rank_shards
 from .masked import AutoregressiveObjective, MaskedObjective, MaskedPath, autoregressive_nll
 from .metrics import frechet_distance, kernel_inception_distance, memorisation_rate, precision_recall
 from .nn import AdaLNBlock, AdaLNOutput, ConditionEmbedding, LabelEmbedding, Rotary, TimeEmbedding, count_parameters
@@ -48,7 +50,10 @@ from .run import Run, build_config, load_run, train
 from .sampling import SampleOptions, SampleResult, guided_velocity
 from .scorecard import Bar, Row, ScoreCard, bar, hardware, write_result
 from .sde import sample_sde
+from .shardstore import ShardStore, ShardWriter
 from .solvers import FIXED_STEP_COST, SOLVERS, Solver, dopri5, get_solver, integrate, register_solver, sample_ode, time_grid
+from .stats import RunningMoments, StandardEncoder, fit_encoder, iter_batches
+from .streaming import BadItem, LazySamples, ShardedSamples, collate, draw_subset, heldout, is_lazy
 from .time_samplers import LogitNormalTime, ShiftedTime, UniformTime, make_time_sampler
 from .trainer import Trainer, resolve_device
 
@@ -68,4 +73,7 @@ __all__ = [
     "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
     "KNOWN_SAMPLERS", "KnownSampler", "expand_known", "make_known_sampler", "register_known_sampler",
     "ConditionEmbedding", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",
+    "BadItem", "LazySamples", "ShardedSamples", "collate", "draw_subset", "heldout", "is_lazy", "LoaderOptions",
+    "epoch_permutation", "rank_shards", "RunningMoments", "StandardEncoder", "fit_encoder", "iter_batches",
+    "ShardStore", "ShardWriter", "encode_source", "open_cache", "write_cache",
 ]

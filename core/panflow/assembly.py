@@ -21,6 +21,7 @@ from .config import RunConfig, check_options
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .objective import FlowObjective
 from .registry import Registry
+from .stats import fit_encoder
 
 
 # -- the core's objectives --------------------------------------------------------------------------
@@ -105,6 +106,7 @@ class Assembly:
     backbone: Backbone
     model: torch.nn.Module
     objective: Any
+    encoder_fit: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the encoder saw
 
 
 def build_model(reg: Registry, dom: Domain, spec: DataSpec, backbone: str, options: dict) -> tuple[Backbone, torch.nn.Module]:
@@ -117,24 +119,32 @@ def build_model(reg: Registry, dom: Domain, spec: DataSpec, backbone: str, optio
         raise ConfigError(f"backbone '{bb.name}' rejected model.options {sorted(options)}: {exc}") from exc
 
 
-def assemble(reg: Registry, cfg: RunConfig, bundle: DataBundle) -> Assembly:
-    """Fit the encoder on ``bundle.train`` and build the spec, backbone and objective for ``cfg``."""
+def assemble(reg: Registry, cfg: RunConfig, bundle: DataBundle, encoder: Encoder | None = None,
+             raw_spec: DataSpec | None = None) -> Assembly:
+    """Fit the encoder on ``bundle.train`` and build the spec, backbone and objective for ``cfg``.
+
+    ``bundle.train`` may be lazy (the encoder then sees a stream or a bounded seeded subset, see
+    :func:`panflow.stats.fit_encoder`); a given ``encoder`` (with ``raw_spec``) is used as fitted.
+    """
     dom = reg.domain(cfg.domain)
-    raw_spec = dom.data_spec(bundle)
-    encoder = dom.make_encoder(dict(cfg.encoder.options))
-    encoder.fit(bundle.train)
+    raw_spec = raw_spec or dom.data_spec(bundle)
+    fit: dict[str, Any] = {"mode": "given"}
+    if encoder is None:
+        encoder = dom.make_encoder(dict(cfg.encoder.options))
+        fit = fit_encoder(encoder, bundle.train, cfg.data.seed, cfg.encoder.fit_samples or None)
     spec = training_spec(encoder.model_spec(raw_spec), cfg)
     torch.manual_seed(cfg.train.seed)
     bb, model = build_model(reg, dom, spec, cfg.model.backbone, dict(cfg.model.options))
     objective = reg.objective(dom.objective).build(spec, cfg, dom)
-    return Assembly(dom, encoder, raw_spec, spec, bb, model, objective)
+    return Assembly(dom, encoder, raw_spec, spec, bb, model, objective, fit)
 
 
 def make_contract(a: Assembly, cfg: RunConfig, bundle_meta: dict, plugin_version: str) -> dict[str, Any]:
     """The train/inference contract every checkpoint of the run carries."""
     return {"domain": a.domain.name, "plugin": {"name": a.domain.plugin, "version": plugin_version},
             "objective": a.objective.to_json(), "data_spec": a.spec.to_json(), "raw_spec": a.raw_spec.to_json(),
-            "encoder": a.encoder.config(), "backbone": {"name": a.backbone.name, "options": cfg.model.options},
+            "encoder": a.encoder.config(), "encoder_fit": a.encoder_fit,
+            "backbone": {"name": a.backbone.name, "options": cfg.model.options},
             "dataset": {"name": cfg.data.dataset, "path": cfg.data.path, **_jsonable(bundle_meta)},
             "config": cfg.to_dict()}
 

@@ -7,7 +7,7 @@ the one named ``"label"``), a padding ``mask`` and a ``known`` mask travel with 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -216,10 +216,22 @@ class Encoder:
 
     ``fit`` sees the raw training samples once; ``config``/``tensors`` are what a checkpoint
     stores (JSON and safetensors), and the domain's ``load_encoder`` rebuilds it from them.
+
+    When the training set is lazy (larger than memory), an encoder with ``fits_streaming = True``
+    sees all of it batch by batch through :meth:`fit_stream` (e.g. Welford statistics); any other
+    encoder gets ``fit`` on a bounded, seeded subset of ``encoder.fit_samples`` (default) samples.
+    What it saw is recorded in the checkpoint contract (``encoder_fit``).
     """
+
+    fits_streaming: bool = False
+    fit_samples: int = 4096
 
     def fit(self, train: Samples) -> None:
         """Learn encoder state from raw training samples (default: nothing to learn)."""
+
+    def fit_stream(self, batches: Iterable[Samples]) -> None:
+        """Learn encoder state from raw training batches seen once each (``fits_streaming`` encoders)."""
+        raise NotImplementedError(f"{type(self).__name__} does not fit from a stream")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -28,11 +28,17 @@ class DataConfig:
     val_fraction: float = 0.1
     seed: int = 0              # split seed
     options: dict = field(default_factory=dict)
+    workers: int = 2           # DataLoader worker processes for lazy (streamed) datasets
+    prefetch: int = 2          # batches each worker prepares ahead
+    max_bad_items: int = 0     # lazy data: items/shards that may fail to decode and be skipped
+    start_method: str = ""     # DataLoader workers: "" (fork on Linux) | spawn | forkserver
+    cache: str = ""            # a `panflow encode` directory: stream its latents, skip the encoder
 
 
 @dataclass
 class EncoderConfig:
     options: dict = field(default_factory=dict)   # domain encoder settings (e.g. latent=true)
+    fit_samples: int = 0       # lazy data: samples a non-streaming encoder is fitted on (0 = its default)
 
 
 @dataclass

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from . import resume as resume_mod
-from .assembly import assemble, build_model, check_contract, load_data, make_contract, objective_from_contract
+from .assembly import build_model, check_contract, load_data, make_contract, objective_from_contract
 from .checkpoint import LOAD_KEYS, find_checkpoint, load_contract, load_weights, require_keys, weights_name
 from .components import DataBundle, DataSpec, Domain, Encoder, Samples
 from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml, validate
-from .datainfo import announce_data
+from .datapath import prepare_training
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .known import expand_known
 from .masked import MASKED_SAMPLERS
@@ -170,12 +170,8 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     plan = resume_mod.plan_resume(cfg, out) if resume else None  # resume.py: refuse a changed config
     torch.manual_seed(cfg.train.seed)
-    bundle = load_data(reg, cfg)
-    announce_data(cfg.data.dataset, bundle)  # datainfo.py: files, items, split sizes
-    a = assemble(reg, cfg, bundle)
-    with torch.no_grad():
-        train_x = a.encoder.encode(bundle.train.x)
-    data = Samples(train_x, None, bundle.train.mask, dict(bundle.train.cond), bundle.train.known)
+    td = prepare_training(reg, cfg)  # in memory (fast path) or streamed: panflow.datapath
+    bundle, a, data = td.bundle, td.assembly, td.data
     info = load_plugins().plugins.get(a.domain.plugin)
     contract = make_contract(a, cfg, bundle.meta, info.version if info else "")
     model, objective, encoder = a.model, a.objective, a.encoder
@@ -185,7 +181,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save_toml(cfg, out / "config.toml")
     trainer = Trainer(model, objective, data, cfg.train, out, contract,
-                      extra_weights={"encoder": encoder.tensors()})
+                      extra_weights={"encoder": encoder.tensors()}, encode=td.encode, loader=td.loader)
     if resume:
         trainer.resume()
     trainer.fit()

@@ -27,6 +27,8 @@ from .components import Samples
 from .config import RunConfig, TrainConfig, validate
 from .ema import EMA
 from .errors import ConfigError, ContractError, NonFiniteError, PanflowError
+from .loader import LoaderOptions, make_feeder
+from .streaming import is_lazy
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -82,7 +84,10 @@ class Interrupted(PanflowError):
 
 
 class Trainer:
-    """Trains ``model`` with ``objective`` on in-memory ``data`` (model space).
+    """Trains ``model`` with ``objective`` on ``data``: in-memory (model space) or lazy.
+
+    Lazy data (:class:`~panflow.LazySamples`, :class:`~panflow.ShardedSamples`) streams through a
+    DataLoader (``loader`` options) and is encoded on the device by ``encode`` batch by batch.
 
     ``contract`` (JSON) and ``extra_weights`` (e.g. the encoder's tensors) are written into
     every checkpoint under ``run_dir``. Call :meth:`fit`; it returns the list of logged records.
@@ -91,7 +96,8 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, objective, data: Samples, cfg: TrainConfig,
                  run_dir: str | Path | None = None, contract: dict[str, Any] | None = None,
                  extra_weights: dict[str, dict[str, torch.Tensor]] | None = None,
-                 on_log: Callable[[dict], None] | None = None):
+                 on_log: Callable[[dict], None] | None = None,
+                 encode: Callable[[torch.Tensor], torch.Tensor] | None = None, loader: LoaderOptions | None = None):
         validate(RunConfig(train=cfg))  # every train.* value in range, known names only
         self.cfg, self.objective = cfg, objective
         self.device = resolve_device(cfg.device)
@@ -109,7 +115,13 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         torch.manual_seed(cfg.seed)
         self.model = model.to(self.device)
-        self.data = data.to(self.device)
+        self.feeder = None  # the streamed path for lazy data (panflow.loader); in-memory data is indexed
+        if is_lazy(data):
+            self.data = data
+            self.feeder = make_feeder(data, cfg.batch_size, self.dist.rank, self.dist.world_size, cfg.seed,
+                                      self.device, encode, loader)
+        else:
+            self.data = data.to(self.device)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
         self.train_model = D.wrap_model(self.model, self.dist, self.device, cfg.strategy)
         self.forward = torch.compile(self.train_model) if cfg.compile else self.train_model
@@ -168,6 +180,9 @@ class Trainer:
     def _batch(self, step: int):
         """Indices and noise of the global batch at ``step``; this rank's micro-batches."""
         g = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1_000_003 + step)
+        if self.feeder is not None:
+            yield from self._streamed_batch(step, g)
+            return
         n = len(self.data)
         idx = torch.randint(0, n, (self.cfg.batch_size,), generator=g, device=self.device)
         glob = self.data.index(idx)
@@ -176,6 +191,16 @@ class Trainer:
         for a in range(self.cfg.accumulation):
             sl = slice(start + a * self.micro, start + (a + 1) * self.micro)
             yield glob.index(sl), {k: v[sl] for k, v in rand.items()}
+
+    def _streamed_batch(self, step: int, g: torch.Generator):
+        """This rank's share of step ``step`` from the feeder; noise drawn for the global batch."""
+        local = self.feeder.batch(step)
+        rand = self.objective.draw(self.cfg.batch_size, local.x, g)
+        start = self.dist.rank * self.micro * self.cfg.accumulation
+        for a in range(self.cfg.accumulation):
+            sl = slice(a * self.micro, (a + 1) * self.micro)
+            rs = slice(start + sl.start, start + sl.stop)
+            yield local.index(sl), {k: v[rs] for k, v in rand.items()}
 
     def train_step(self, step: int) -> tuple[float, float | None]:
         """One optimizer step (with accumulation); returns (global mean loss, grad norm or None

@@ -1,4 +1,4 @@
-"""The ``panflow`` command line: plugins, train, sample, eval, bench."""
+"""The ``panflow`` command line: plugins, train, sample, eval, encode, bench."""
 
 from __future__ import annotations
 
@@ -204,6 +204,16 @@ def _bench(args) -> int:
     return 0
 
 
+def _encode(args) -> int:
+    from ..latents import encode_source
+
+    out = encode_source(args.source, args.out, device=args.device or "auto", batch_size=args.batch_size,
+                        shard_size=args.shard_size)
+    info = json.loads((out / "cache.json").read_text())
+    print(f"encoded {info['samples']} samples -> {out} (train with --set data.cache='{out}')")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="panflow", description="One flow-matching engine for many kinds of data.")
     p.add_argument("--version", action="version", version=f"panflow {__version__}")
@@ -252,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out")
     s.add_argument("--device")
     s.set_defaults(fn=_eval)
+
+    s = sub.add_parser("encode", help="pre-encode a run's training set into a chunked latent store")
+    s.add_argument("source", metavar="RUN_OR_CONFIG", help="a run directory or a TOML run config")
+    s.add_argument("--out", required=True, help="the cache directory to write")
+    s.add_argument("--device", help="cpu | cuda | cuda:N (default: CUDA when available)")
+    s.add_argument("--batch-size", type=int, default=256, dest="batch_size")
+    s.add_argument("--shard-size", type=int, default=4096, dest="shard_size", help="samples per shard file")
+    s.set_defaults(fn=_encode)
 
     s = sub.add_parser("bench", help="run the installed domains' benchmarks")
     s.add_argument("--domains", help="comma-separated domains (default: all installed)")
