@@ -14,6 +14,8 @@ import torch
 
 from panflow import ConditionSpec, DataBundle, DataError, DatasetOptions, Samples
 
+from .data import check_options
+
 
 class ConditionalRing:
     name, radius, scale = "cond_ring", 2.0, 0.2
@@ -55,9 +57,7 @@ def load_conditional(name: str, opts: DatasetOptions) -> DataBundle:
     """Train/validation sets of a conditional toy; the spec's conditions and time shape ride in ``meta``."""
     if opts.path:
         raise DataError(f"toy2d dataset '{name}' is generated; --data is not supported")
-    unknown = sorted(set(opts.options) - {"n_train", "n_val"})
-    if unknown:
-        raise DataError(f"unknown toy2d data option(s) {unknown}; known: n_train, n_val")
+    check_options(opts)
     n_train, n_val = int(opts.options.get("n_train", 100_000)), int(opts.options.get("n_val", 10_000))
     g = torch.Generator().manual_seed(opts.seed)
     meta = {"toy": name, "n_train": n_train, "n_val": n_val, "generator_seed": opts.seed}

@@ -151,14 +151,20 @@ DATASETS = {"8gaussians": eight_gaussians, "moons": TwoMoons, "checkerboard": Ch
 TRAIN_N, VAL_N = 100_000, 10_000
 
 
+def check_options(opts: DatasetOptions) -> None:
+    """Refuse data options the toy datasets do not read (naming the config key)."""
+    unknown = sorted(set(opts.options) - {"n_train", "n_val"})
+    if unknown:
+        raise DataError(f"unknown toy2d data option {', '.join('data.options.' + k for k in unknown)}; "
+                        "known: data.options.n_train, data.options.n_val")
+
+
 def load_toy(name: str, opts: DatasetOptions) -> DataBundle:
     """Draw the train and validation sets of toy dataset ``name`` (seeded by ``opts.seed``)."""
     if opts.path:
         raise DataError("toy2d datasets are generated; --data is not supported (use the image or text domains "
                         "for your own files)")
-    unknown = sorted(set(opts.options) - {"n_train", "n_val"})
-    if unknown:
-        raise DataError(f"unknown toy2d data option(s) {unknown}; known: n_train, n_val")
+    check_options(opts)
     toy = DATASETS[name]()
     n_train = int(opts.options.get("n_train", TRAIN_N))
     n_val = int(opts.options.get("n_val", VAL_N))

@@ -71,10 +71,10 @@ def test_latent_flag(tmp_path):
 
 def test_sample_flags(toy, tmp_path):
     out = tmp_path / "s"
-    assert main(["sample", str(toy), "--n", "7", "--nfe", "4", "--solver", "heun", "--noise-scale", "0.5",
+    assert main(["sample", str(toy), "--n", "7", "--nfe", "4", "--solver", "sde", "--noise-scale", "0.5",
                  "--seed", "3", "--out", str(out), "--device", "cpu"]) == 0
     setup = json.loads((out / "sampling.json").read_text())
-    assert setup["n"] == 7 and setup["solver"] == "heun" and setup["noise_scale"] == 0.5 and setup["seed"] == 3
+    assert setup["n"] == 7 and setup["solver"] == "sde" and setup["noise_scale"] == 0.5 and setup["seed"] == 3
     assert len((out / "samples.csv").read_text().splitlines()) == 8
     assert main(["sample", str(toy), "--n", "7", "--seed", "4", "--out", str(tmp_path / "s2")]) == 0
     assert (out / "samples.csv").read_text() != (tmp_path / "s2" / "samples.csv").read_text()
