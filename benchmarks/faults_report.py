@@ -37,6 +37,14 @@ def _torchrun(run: Path, mode: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 def distributed_stop(target: str, root: Path, limit_s: float = 120) -> dict:
     """Signal one rank / rank 0 / the launcher; the outcome and how long the stop took."""
     from panflow.checkpoint import find_checkpoint, load_state
@@ -53,10 +61,16 @@ def distributed_stop(target: str, root: Path, limit_s: float = 120) -> dict:
     t0 = time.time()
     if target == "group":
         proc.send_signal(signal.SIGTERM)
+    elif target == "launcher killed":  # SIGKILL to torchrun: the workers must not linger as orphans
+        proc.send_signal(signal.SIGKILL)
     else:
         os.kill(pids[int(target[-1])], signal.SIGTERM)
     try:
         proc.communicate(timeout=limit_s)
+        while any(_alive(p) for p in pids.values()):
+            if time.time() - t0 > limit_s:
+                raise subprocess.TimeoutExpired("workers", limit_s)
+            time.sleep(0.1)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         return {"scenario": target, "outcome": "hang", "stop_s": limit_s}
@@ -112,7 +126,7 @@ def main() -> None:
     dist = []
     cost = None
     if not args.no_distributed:
-        dist = [distributed_stop(t, root) for t in ("rank1", "rank0", "group")] + [stuck_rank(root)]
+        dist = [distributed_stop(t, root) for t in ("rank1", "rank0", "group", "launcher killed")] + [stuck_rank(root)]
         cost = stop_flag_cost(root)
     outcomes = Counter(r["outcome"] for r in rows) + Counter(d["outcome"] for d in dist)
     counts = {"cases_tried": len(rows) + len(dist), "clean_errors": outcomes["clean"], "kept_whole": outcomes["kept"],
