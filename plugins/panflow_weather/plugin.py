@@ -60,7 +60,8 @@ class WeatherPlugin:
             default_dataset="barotropic", default_backbone="latlon-unet", data_spec=_spec,
             make_encoder=lazy("panflow_weather.encoder:make_encoder"),
             load_encoder=lazy("panflow_weather.encoder:load_encoder"),
-            write_samples=lazy("panflow_weather.rollout:write_samples"), presets=PRESETS,
+            write_samples=lazy("panflow_weather.rollout:write_samples"), evaluate=lazy("panflow_weather.evaluate:evaluate"),
+            presets=PRESETS,
             backbone_presets=BACKBONE_PRESETS, metrics=("rmse", "crps", "spread_skill", "rank_flatness", "power_ratio")))
         registry.add_dataset(Dataset("barotropic", "weather", lazy("panflow_weather.data:load_weather"),
                                      "embedded simulator: stochastic barotropic channel + heated tracer (offline)"))

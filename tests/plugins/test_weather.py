@@ -245,8 +245,24 @@ def test_smoke_train_rollout_and_forecast_store(tmp_path):
     assert ds.geopotential.attrs["units"] == "m**2 s**-2" and "recipe" in ds.attrs
     assert run.contract["encoder"]["residual_std"] and run.spec.condition("prev").normalisation.startswith('{"type"')
     assert not math.isnan(sum(run.contract["encoder"]["state_std"]))
+    card = run.domain.evaluate(run, n=2, members=3, leads=(1, 2))
+    roles = [r.role for r in card.rows]
+    assert {"floor · 6h", "baseline · persistence · 12h", "baseline · climatology · 6h", "model · 12h",
+            "oracle · 12h"} <= set(roles)
+    assert all(math.isfinite(v) for r in card.rows for v in r.metrics.values())
 
 
 @pytest.mark.slow
 def test_weather_plugin_conforms():
     assert assert_plugin_conforms("weather").passed
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_scores_every_row_and_bar():
+    from panflow_weather.benchmark import run_benchmark
+
+    card = run_benchmark("smoke")
+    assert card.extra["forecast_zarr_roundtrip"] and card.extra["training"]["params"] == card.extra["training"]["mse_params"]
+    assert any(r.role == "baseline · mse model · 12h" for r in card.rows) and len(card.bars) == 2 * (2 * 7 + 2)
+    per = card.row("baseline · persistence · 6h").metrics
+    assert per["z500.crps"] == pytest.approx(per["z500.rmse"], rel=0.5)       # point forecast: CRPS = MAE
