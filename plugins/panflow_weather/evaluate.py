@@ -87,7 +87,7 @@ def forecast_card(model: tuple[Step, int], fields, train_idx: np.ndarray, init_i
         "Scores (WeatherBench 2, cell-area latitude weights): RMSE of the ensemble mean; fair CRPS (MAE for single "
         "forecasts); spread/skill = sqrt((M+1)/M)·spread/RMSE; rank flatness δ (Candille & Talagrand; 1 for "
         "independent flat ranks, spatially correlated ranks raise it: compare with the floor row); power ratio = "
-        "forecast/truth zonal power over the top half of the wavenumbers, |lat| ≤ 60."]
+        "forecast/truth zonal power over the top half of the truth's resolved zonal wavenumbers, |lat| ≤ 60."]
     if oracle is not None:
         card.notes.append("floor: the oracle ensemble without its member 0, scored against member 0 (a perfectly "
                           "reliable ensemble); oracle: the simulator run from the true state with fresh noise.")

@@ -81,13 +81,16 @@ def zonal_spectrum(x: np.ndarray, lat: np.ndarray, max_abs_lat: float = 60.0) ->
     return (np.abs(f) ** 2).reshape(-1, f.shape[-1]).mean(0)
 
 
-def power_ratio(ens: np.ndarray, truth: np.ndarray, lat: np.ndarray, frac: float = 0.5) -> float:
-    """Forecast / truth zonal power, averaged over the smallest scales (the top ``frac`` of the
-    resolved zonal wavenumbers): 1 keeps the small scales, below 1 blurs them."""
+def power_ratio(ens: np.ndarray, truth: np.ndarray, lat: np.ndarray, frac: float = 0.5, floor: float = 1e-5) -> float:
+    """Forecast / truth zonal power averaged over the smallest resolved scales: the top ``frac`` of
+    the wavenumbers at which the truth holds at least ``floor`` of its peak power (a simulator's
+    dealiased, hyperviscous tail carries none; ERA5 keeps power to the grid scale). 1 keeps the
+    small scales, below 1 blurs them."""
     pf, pt = zonal_spectrum(ens, lat), zonal_spectrum(truth, lat)
-    kmax = len(pt) - 1
     ks = np.arange(len(pt))
-    sel = (ks >= (1 - frac) * kmax) & (ks >= 1)
+    resolved = ks[(ks >= 1) & (pt > floor * pt[1:].max())]
+    kmax = resolved.max() if len(resolved) else len(pt) - 1
+    sel = (ks >= 1) & (ks >= (1 - frac) * kmax) & (ks <= kmax)
     return float(np.mean(pf[sel] / np.clip(pt[sel], 1e-30, None)))
 
 
