@@ -31,11 +31,11 @@ def climatology(fields, train_idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([clim.get(int(h), mean) for h in row]) for row in vh])
 
 
-def _score(ens: np.ndarray, truth: np.ndarray, fields, seed: int) -> dict[str, float]:
-    """``ens [I, M, C, H, W]``, ``truth [I, C, H, W]`` -> ``{short.metric: value}``."""
+def _score(ens: np.ndarray, truth: np.ndarray, fields, seed: int, mask: np.ndarray | None = None) -> dict[str, float]:
+    """``ens [I, M, C, H, W]``, ``truth [I, C, H, W]`` (``mask`` like truth: 1 = real) -> ``{short.metric: value}``."""
     out = {}
     for j, c in enumerate(fields.channels):
-        for k, v in scores(ens[:, :, j], truth[:, j], fields.lat, seed).items():
+        for k, v in scores(ens[:, :, j], truth[:, j], fields.lat, seed, None if mask is None else mask[:, j]).items():
             out[f"{c['short']}.{k}"] = v
     return out
 
@@ -54,6 +54,7 @@ def forecast_card(model: tuple[Step, int], fields, train_idx: np.ndarray, init_i
     init_times = fields.times[init_idx]
     prev = torch.from_numpy(np.stack([fields.data[init_idx - 1], fields.data[init_idx]], 1))
     truth = np.stack([fields.data[init_idx + k] for k in range(1, n_lead + 1)], 1)          # [I, L, C, H, W]
+    tmask = None if fields.mask is None else np.stack([fields.mask[init_idx + k] for k in range(1, n_lead + 1)], 1)
     valid = init_times[:, None] + np.arange(1, n_lead + 1)[None] * np.timedelta64(int(round(step_hours * 3600)), "s")
     roll = lambda step, m: rollout(step, prev, init_times, fields.static, fields.lat, fields.lon, n_lead, m,
                                    step_hours, seed)
@@ -72,9 +73,10 @@ def forecast_card(model: tuple[Step, int], fields, train_idx: np.ndarray, init_i
         rows = {}
         if oracle is not None:
             rows["floor"] = (_score(oracle[:, 1:, li], oracle[:, 0, li], fields, seed), oracle.shape[1] - 1)
-        rows.update({k: (_score(v[:, :, li], truth[:, li], fields, seed), v.shape[1]) for k, v in forecasts.items()})
+        mk = None if tmask is None else tmask[:, li]
+        rows.update({k: (_score(v[:, :, li], truth[:, li], fields, seed, mk), v.shape[1]) for k, v in forecasts.items()})
         if oracle is not None:
-            rows["oracle"] = (_score(oracle[:, :, li], truth[:, li], fields, seed), oracle.shape[1])
+            rows["oracle"] = (_score(oracle[:, :, li], truth[:, li], fields, seed, mk), oracle.shape[1])
         for role, (met, members) in rows.items():
             table.setdefault(role, {})[lead] = met
             extra = {"wall_s": wall} if role == "model" else {"nfe": "", "solver": "", "guidance": ""}

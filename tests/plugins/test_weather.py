@@ -174,6 +174,10 @@ def test_fair_crps_of_a_gaussian_ensemble_matches_the_closed_form():
     w = np.ones(32)
     assert M.crps_fair(ens, truth, w) == pytest.approx(_gaussian_crps(0.0, 2.0, 1.0), rel=0.02)
     assert M.crps_fair(ens[:, :1], truth, w) == pytest.approx(M.mae(ens[:, :1], truth, w))
+    bad, mask = truth.copy(), np.ones_like(truth)
+    bad[:, 3, 5], mask[:, 3, 5] = 1e6, 0.0                    # a masked (NaN-filled) cell does not count
+    assert M.crps_fair(ens, bad, w, mask) == pytest.approx(M.crps_fair(ens, truth, w, mask))
+    assert M.rmse(ens, bad, w, mask) < 10 < M.rmse(ens, bad, w)
 
 
 def test_a_perfect_ensemble_has_spread_skill_one_and_flat_ranks():
