@@ -83,6 +83,21 @@ def _closest(name: str, options: list[str]) -> str:
     return f" (did you mean '{near[0]}'?)" if near else ""
 
 
+def _dates(ds, tname: str, src: str) -> np.ndarray:
+    """The time coordinate as ``datetime64[s]``; non-standard calendars (decoded by xarray to
+    cftime) are mapped to real dates where they can be (noleap, all_leap, julian, ...)."""
+    times = ds[tname].values
+    if times.dtype.kind == "M":
+        return times.astype("datetime64[s]")
+    if not times.size or not hasattr(times.flat[0], "calendar"):
+        raise DataError(f"{src}: time coordinate is not decoded as dates (dtype {times.dtype}); give it CF 'units'")
+    try:
+        return np.asarray(ds.indexes[tname].to_datetimeindex(time_unit="s").values).astype("datetime64[s]")
+    except Exception as exc:  # noqa: BLE001 - e.g. 360_day dates such as 30 February
+        raise DataError(f"{src}: calendar '{times.flat[0].calendar}' has dates that are not real dates "
+                        f"({str(exc).splitlines()[0]}); the solar forcings need real dates") from exc
+
+
 def read_store(path: str | Path, variables: list[str] | None = None, levels: list[float] | None = None,
                static: list[str] | None = None, nan: str = "mask", time_range: list[str] | None = None) -> Fields:
     """Validate and load ``variables`` (default: every variable with time, lat and lon) at ``levels``.
@@ -99,11 +114,9 @@ def read_store(path: str | Path, variables: list[str] | None = None, levels: lis
     levn = next((n for n in LEVEL_NAMES if n in ds.coords or n in ds.dims), None)
     if time_range:
         ds = ds.sel({tname: slice(*time_range)})
-    times = ds[tname].values
-    if times.dtype.kind != "M" and not hasattr(times.flat[0] if times.size else None, "year"):
-        raise DataError(f"{src}: time coordinate is not decoded as dates (dtype {times.dtype}); give it CF 'units'")
+    times = _dates(ds, tname, src)
     lat, lon = ds[latn].values.astype(np.float64), ds[lonn].values.astype(np.float64)
-    _monotonic(np.asarray(times).astype("datetime64[s]") if times.dtype.kind != "M" else times, tname, src, False)
+    _monotonic(times, tname, src, False)
     _monotonic(lat, latn, src, True)
     _monotonic(lon, lonn, src, False)
     dl = np.diff(lon)

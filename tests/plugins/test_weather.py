@@ -110,6 +110,18 @@ def test_store_round_trip_with_variable_and_level_selection(tmp_path, fmt):
     assert np.array_equal(back["2m_temperature"].values[1, 0, 2], f.data[3, 1])
 
 
+@pytest.mark.parametrize("calendar", ["noleap", "360_day"])
+def test_calendars_decoded_by_xarray(tmp_path, calendar):
+    ds = _dataset(n=4)
+    ds = ds.assign_coords(time=xr.date_range("2001-02-28", periods=4, freq="1D", calendar=calendar, use_cftime=True))
+    p = to_store(ds, tmp_path / f"{calendar}.nc")
+    if calendar == "noleap":
+        assert str(read_store(p).times[1]) == "2001-03-01T00:00:00"
+    else:
+        with pytest.raises(DataError, match=r"calendar '360_day' has dates that are not real dates"):
+            read_store(p)
+
+
 def test_latitude_order_is_kept_and_scores_do_not_depend_on_it(tmp_path):
     down, up = _dataset(descending=True), _dataset(descending=True).isel(latitude=slice(None, None, -1))
     fd = read_store(to_store(down, tmp_path / "d.zarr"))
