@@ -126,7 +126,8 @@ def read_store(path: str | Path, variables: list[str] | None = None, levels: lis
     if np.abs(lat).max() > 90.0 + 1e-6:
         raise DataError(f"{src}: latitudes must lie in [-90, 90]")
     grid = {tname, latn, lonn}
-    candidates = [v for v in ds.data_vars if {tname, latn, lonn} <= set(ds[v].dims)]
+    # sorted: zarr v3 may list a group's members in a different order on every open
+    candidates = sorted(str(v) for v in ds.data_vars if {tname, latn, lonn} <= set(ds[v].dims))
     variables = list(variables) if variables else candidates
     if not variables:
         raise DataError(f"{src}: no variable has dimensions ({tname}, {latn}, {lonn}); variables: {sorted(ds.data_vars)}")
