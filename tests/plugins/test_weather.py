@@ -128,6 +128,7 @@ def test_latitude_order_is_kept_and_scores_do_not_depend_on_it(tmp_path):
     fu = read_store(to_store(up, tmp_path / "u.zarr"))
     assert fd.lat[0] > fd.lat[-1] and fu.lat[0] < fu.lat[-1]
     assert np.array_equal(fd.data, fu.data[:, :, ::-1])
+    assert [c["name"] for c in fd.channels] == ["2m_temperature", "geopotential_500", "geopotential_850"]  # sorted
     ens, truth = fd.data[None, :4, 0], fd.data[5, 0][None]
     assert M.scores(ens, truth, fd.lat)["crps"] == pytest.approx(
         M.scores(ens[..., ::-1, :], truth[..., ::-1, :], fu.lat)["crps"], rel=1e-6)
