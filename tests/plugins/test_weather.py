@@ -265,7 +265,8 @@ def test_smoke_train_rollout_and_forecast_store(tmp_path):
     gen, _ = run.generate(2, cond={k: b.val.cond[k][:2] for k in ("prev", "context")}, seed=1)
     (path,) = run.domain.write_samples(gen, tmp_path / "samples", meta=b.meta)
     one = xr.open_zarr(path, consolidated=False)
-    assert np.allclose(one["2m_temperature"].values[:, 0, 0], (b.val.cond["prev"][:2, -1, 1] + gen.x[:, 1]).numpy())
+    j = [c["name"] for c in b.meta["channels"]].index("2m_temperature")
+    assert np.allclose(one["2m_temperature"].values[:, 0, 0], (b.val.cond["prev"][:2, -1, j] + gen.x[:, j]).numpy())
     card = run.domain.evaluate(run, n=2, members=3, leads=(1, 2))
     roles = [r.role for r in card.rows]
     assert {"floor · 6h", "baseline · persistence · 12h", "baseline · climatology · 6h", "model · 12h",
