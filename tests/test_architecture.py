@@ -8,7 +8,7 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ["panflow_toy2d", "panflow_image", "panflow_text"]
+PLUGINS = ["panflow_toy2d", "panflow_image", "panflow_text", "panflow_weather"]
 PUBLIC = {"panflow", "panflow.testing"}
 
 
@@ -46,7 +46,8 @@ def test_core_does_not_import_domain_libraries_at_runtime():
 
 def test_listing_plugins_imports_no_heavy_domain_library():
     code = ("import sys; from panflow.plugins import load_plugins; load_plugins(); "
-            "print([m for m in ('PIL', 'sklearn', 'ot', 'scipy', 'tokenizers') if m in sys.modules])")
+            "print([m for m in ('PIL', 'sklearn', 'ot', 'scipy', 'tokenizers', 'xarray', 'zarr', 'netCDF4') "
+            "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out
 
