@@ -11,15 +11,16 @@ from pathlib import Path
 
 from panflow import ScoreCard, bar, build_config, load_run, train
 
-from .evaluate import context, model_row, notes_text, reference_rows
+from .evaluate import CLASSIFIER_EPOCHS, context, model_row, notes_text, reference_rows
 
+SMOKE_GL = {ds: {"data.options": {"griffin_lim_iters": 4}} for ds in ("spoken_digits", "notes")}
 PRESETS = {
-    "smoke": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0], "n": 32, "classifier_epochs": 1,
-              "overrides": {}},
-    "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 2.0], "n": 256, "classifier_epochs": 10,
-              "overrides": {"notes": {"train.steps": 1000}}},
+    "smoke": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0], "n": 16,
+              "classifier_epochs": CLASSIFIER_EPOCHS["smoke"], "overrides": SMOKE_GL},
+    "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 2.0], "n": 256,
+              "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": {"notes": {"train.steps": 600}}},
     "full": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": None,
-             "classifier_epochs": 30, "overrides": {}},
+             "classifier_epochs": CLASSIFIER_EPOCHS["full"], "overrides": {}},
 }
 
 

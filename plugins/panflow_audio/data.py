@@ -11,6 +11,7 @@ griffin_lim_iters) and the clip policy (trim_db, crop, max_seconds).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -62,13 +63,20 @@ def split(waves: torch.Tensor, y: torch.Tensor | None, fe: Frontend, opts: Datas
     return DataBundle(Samples(spec[tr], ys[0]), Samples(spec[va], ys[1]), meta)
 
 
-def _embedded(opts: DatasetOptions, source, defaults: dict, name: str) -> DataBundle:
-    fe, pol = settings(opts.options, defaults)
+@functools.lru_cache(maxsize=4)
+def _conformed(source, pol: Policy, name: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """The embedded clips conformed to ``pol`` (kept per process: loading a run's data again is free)."""
     waves, labels, sr, info = source()
     xs = [conform(w[None], sr, pol, f"{name}[{i}]")[0] for i, w in enumerate(waves)]
+    return torch.stack(xs), torch.from_numpy(labels), info
+
+
+def _embedded(opts: DatasetOptions, source, defaults: dict, name: str) -> DataBundle:
+    fe, pol = settings(opts.options, defaults)
+    waves, labels, info = _conformed(source, pol, name)
     meta = {"source": name, "classes": info.get("classes"), "policy": pol.to_json(),
-            "recipe": info["recipe"], "synthesiser": info["synthesiser"], "files": len(xs)}
-    return split(torch.stack(xs), torch.from_numpy(labels), fe, opts, meta)
+            "recipe": info["recipe"], "synthesiser": info["synthesiser"], "files": len(waves)}
+    return split(waves.clone(), labels.clone(), fe, opts, meta)
 
 
 def load_digits(opts: DatasetOptions) -> DataBundle:

@@ -20,6 +20,8 @@ from .classifier import accuracy, reference_classifier
 from .data import frontend_of, waves_of
 from .metrics import classifier_metrics, energy_metrics, pitch_accuracy
 
+CLASSIFIER_EPOCHS = {"smoke": 1, "small": 10, "full": 30}  # the benchmark's presets use the same
+
 
 class MeanSpectrogramBaseline:
     """Per-class mean log-mel with Gaussian noise of the within-class per-bin standard deviation."""
@@ -46,7 +48,7 @@ def row_metrics(net, real: torch.Tensor, real_y, fake: torch.Tensor, fake_y, k: 
     return m
 
 
-def context(bundle, k: int, classifier_epochs: int = 30, seed: int = 0, n: int | None = None):
+def context(bundle, k: int, classifier_epochs: int = 10, seed: int = 0, n: int | None = None):
     """What every row shares: classifier, frontend, the N held-out clips and the floor's N real clips."""
     fe = frontend_of(bundle.meta)
     tw, vw = waves_of(bundle)
@@ -100,7 +102,8 @@ def evaluate(run: Run, n: int | None = None, seed: int = 0, **_) -> ScoreCard:
     bundle = run.load_data()
     if bundle.train.y is None:
         raise ValueError("audio evaluation needs labelled clips (the reference classifier is trained on labels)")
-    ctx = context(bundle, run.raw_spec.num_classes, seed=seed, n=n)
+    epochs = CLASSIFIER_EPOCHS.get(run.cfg.preset, CLASSIFIER_EPOCHS["small"])
+    ctx = context(bundle, run.raw_spec.num_classes, epochs, seed=seed, n=n)
     card = ScoreCard("audio")
     card.rows = reference_rows(ctx)
     card.rows.insert(2, model_row(run, ctx))

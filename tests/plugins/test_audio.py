@@ -153,6 +153,10 @@ def test_cli_smoke_train_sample_eval(tmp_path):
     assert "spectrograms.png" in files and "sample_00001_one.wav" in files
     data, sr = sf.read(tmp_path / "wav" / "sample_00001_one.wav")
     assert sr == 8000 and data.shape == (192 * 31,)
+    assert main(["eval", str(run), "--n", "8", "--out", str(tmp_path / "card")]) == 0
+    card = json.loads((tmp_path / "card" / "scorecard.json").read_text())
+    assert [r["role"] for r in card["rows"]] == ["floor", "baseline", "model", "ceiling"]
+    assert all(r["setup"]["n"] == 8 for r in card["rows"])
 
 
 @pytest.mark.slow
