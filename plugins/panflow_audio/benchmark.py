@@ -21,7 +21,7 @@ PRESETS = {
     "smoke": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0], "n": 16,
               "classifier_epochs": CLASSIFIER_EPOCHS["smoke"], "overrides": SMOKE_GL},
     "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 2.0], "n": 192,
-              "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": {"notes": {"train.steps": 500}}},
+              "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": {"notes": {"train.steps": 300}}},
     "full": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": None,
              "classifier_epochs": CLASSIFIER_EPOCHS["full"], "overrides": {}},
 }

@@ -30,7 +30,7 @@ def _spectrogram_shaped(spec: DataSpec) -> bool:
     return len(spec.shape) == 3 and spec.shape[1] >= 4 and spec.shape[2] >= 4
 
 
-SMALL_TRAIN = {"train.steps": 1000, "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 200,
+SMALL_TRAIN = {"train.steps": 600, "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 100,
                "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999,
                "train.grad_clip": 1.0, "train.log_every": 50, "data.val_fraction": 0.2,
                "flow.label_dropout": 0.1, "sample.solver": "heun", "sample.nfe": 16}
