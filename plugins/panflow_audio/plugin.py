@@ -32,6 +32,7 @@ def _spectrogram_shaped(spec: DataSpec) -> bool:
 
 SMALL_TRAIN = {"train.steps": 600, "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 100,
                "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999,
+               "train.ema_warmup": True,  # without it 55% of a 600-step EMA is the (zero-output) init
                "train.grad_clip": 1.0, "train.log_every": 50, "data.val_fraction": 0.2,
                "flow.label_dropout": 0.1, "sample.solver": "heun", "sample.nfe": 16}
 PRESETS = {
@@ -40,7 +41,8 @@ PRESETS = {
     "small": SMALL_TRAIN,
     # GPU scale: 16 kHz, 80 mels x 128 frames (about 2 s), a wider UNet, bf16 and compile
     "full": {"train.steps": 200_000, "train.batch_size": 128, "train.lr": 2e-4, "train.warmup_steps": 1000,
-             "train.ema_decay": 0.9999, "train.compile": True, "train.amp": "auto", "train.log_every": 1000,
+             "train.ema_decay": 0.9999, "train.ema_warmup": True, "train.compile": True, "train.amp": "auto",
+             "train.log_every": 1000,
              "train.checkpoint_every": 10_000, "data.val_fraction": 0.1, "flow.label_dropout": 0.1,
              "data.options": {"sample_rate": 16000, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "frames": 128},
              "flow.time_sampler": "logit_normal", "sample.solver": "heun", "sample.nfe": 32},
