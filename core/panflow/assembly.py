@@ -125,7 +125,7 @@ def assemble(reg: Registry, cfg: RunConfig, bundle: DataBundle) -> Assembly:
     spec = training_spec(encoder.model_spec(raw_spec), cfg)
     torch.manual_seed(cfg.train.seed)
     bb, model = build_model(reg, dom, spec, cfg.model.backbone, dict(cfg.model.options))
-    objective = reg.objective(dom.objective).build(spec, cfg, dom)
+    objective = reg.objective(cfg.flow.objective or dom.objective).build(spec, cfg, dom)
     return Assembly(dom, encoder, raw_spec, spec, bb, model, objective)
 
 

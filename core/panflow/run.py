@@ -134,7 +134,7 @@ class Run:
         for start in range(0, n, batch_size):
             sl = slice(start, min(n, start + batch_size))
             m = sl.stop - sl.start
-            kw: dict[str, Any] = {"cond": {k: v[sl].to(self.device) for k, v in cond.items()}}
+            kw: dict[str, Any] = {"cond": self.encoder.encode_cond({k: v[sl].to(self.device) for k, v in cond.items()})}
             if known is not None:
                 kw.update(known=known[sl].to(self.device), x_known=z_known[sl])
             res = self.objective.generate(self.model, (m, *self.spec.shape), opts, generator=g, device=self.device, **kw)
@@ -166,7 +166,8 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     a = assemble(reg, cfg, bundle)
     with torch.no_grad():
         train_x = a.encoder.encode(bundle.train.x)
-    data = Samples(train_x, None, bundle.train.mask, dict(bundle.train.cond), bundle.train.known)
+        train_cond = a.encoder.encode_cond(dict(bundle.train.cond))
+    data = Samples(train_x, None, bundle.train.mask, train_cond, bundle.train.known)
     info = load_plugins().plugins.get(a.domain.plugin)
     contract = make_contract(a, cfg, bundle.meta, info.version if info else "")
     model, objective, encoder = a.model, a.objective, a.encoder
