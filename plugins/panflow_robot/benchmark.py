@@ -104,7 +104,8 @@ def _run(p: dict, preset: str, seed: int) -> ScoreCard:
         if p["transformer"]:
             trans, trans_info = _train(p, root, "flow-transformer", seed, backbone="chunk-transformer")
             tr = rollout(trans, n, nfe=k0, seed=eval_seed)
-            card.rows.append(Row("model · chunk-transformer", row_metrics(tr, oracle),
+            tr_lat = latency(trans, [k0], p["latency_reps"])[k0]
+            card.rows.append(Row("model · chunk-transformer", {**row_metrics(tr, oracle), "latency_ms_per_chunk": tr_lat},
                                  {**setup, "nfe": k0, "what": "adaLN transformer flow policy", **trans_info}))
         card.rows.append(Row("oracle", row_metrics(oracle, oracle), {**setup, "solver": "",
                                                                       "what": "scripted expert, same starts"}))

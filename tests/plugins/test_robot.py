@@ -217,3 +217,16 @@ def test_cli_export_and_rollout(tmp_path, smoke_runs, capsys):
 
 def test_plugin_conforms():
     assert_plugin_conforms("robot")
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_writes_score_card(tmp_path):
+    from panflow.bench import run_benchmarks
+
+    paths = run_benchmarks(["robot"], "smoke", tmp_path, log=lambda m: None)
+    result = json.loads(paths["robot"].read_text())
+    roles = [r["role"] for r in result["rows"]]
+    assert roles[:3] == ["floor", "baseline", "model"] and roles[-1] == "oracle"
+    assert {b["name"] for b in result["bars"]} >= {"MSE baseline success", "smallest NFE keeping success >= 90%"}
+    assert set(result["latency_ms_per_chunk"]) == {"1", "2"}
+    assert "Success against NFE" in (tmp_path / "robot.md").read_text()
