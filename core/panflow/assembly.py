@@ -135,7 +135,7 @@ def assemble(reg: Registry, cfg: RunConfig, bundle: DataBundle, encoder: Encoder
     spec = training_spec(encoder.model_spec(raw_spec), cfg)
     torch.manual_seed(cfg.train.seed)
     bb, model = build_model(reg, dom, spec, cfg.model.backbone, dict(cfg.model.options))
-    objective = reg.objective(dom.objective).build(spec, cfg, dom)
+    objective = reg.objective(cfg.flow.objective or dom.objective).build(spec, cfg, dom)
     return Assembly(dom, encoder, raw_spec, spec, bb, model, objective, fit)
 
 

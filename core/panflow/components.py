@@ -239,6 +239,14 @@ class Encoder:
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return z
 
+    def encode_cond(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Map raw condition tensors (``{name: [B, ...]}``) to what the model sees (default: unchanged).
+
+        Training and sampling both pass conditions through here, so normalisation fitted in
+        :meth:`fit` (e.g. observation statistics) lives in the encoder's config like the data's.
+        """
+        return cond
+
     def model_spec(self, raw: DataSpec) -> DataSpec:
         """The spec of encoded data (default: unchanged)."""
         return raw

@@ -60,6 +60,7 @@ class FlowConfig:
     known: str = ""            # known-part sampler ("" = the domain's default): none | prefix | random
     known_options: dict = field(default_factory=dict)
     per_element_time: bool = False  # independent training times per element (needs a time_shape)
+    objective: str = ""        # a registered objective ("" = the domain's): flow | masked | plugin-added
 
 
 @dataclass

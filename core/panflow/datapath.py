@@ -28,7 +28,7 @@ class TrainingData:
     bundle: DataBundle
     assembly: Assembly
     data: Any                      # model-space Samples, or a lazy dataset (raw or cached latents)
-    encode: Callable[[torch.Tensor], torch.Tensor] | None  # applied on the device per batch (lazy raw data)
+    encode: Any  # the Encoder (x and conditions) applied on the device per batch (lazy raw data), or None
     loader: LoaderOptions
 
 
@@ -46,8 +46,9 @@ def prepare_training(reg: Registry, cfg: RunConfig) -> TrainingData:
     announce_data(cfg.data.dataset, bundle)  # files, items, split sizes: a loader that dropped data shows here
     a = assemble(reg, cfg, bundle)
     if is_lazy(bundle.train):
-        return TrainingData(bundle, a, bundle.train, a.encoder.encode, loader_options(cfg))
+        return TrainingData(bundle, a, bundle.train, a.encoder, loader_options(cfg))
     with torch.no_grad():
         train_x = a.encoder.encode(bundle.train.x)
-    data = Samples(train_x, None, bundle.train.mask, dict(bundle.train.cond), bundle.train.known)
+        train_cond = a.encoder.encode_cond(dict(bundle.train.cond))
+    data = Samples(train_x, None, bundle.train.mask, train_cond, bundle.train.known)
     return TrainingData(bundle, a, data, None, loader_options(cfg))

@@ -165,10 +165,15 @@ class Feeder:
                             f"data.max_bad_items={self.opts.max_bad}; raise it to skip bad items)")
 
     def _deliver(self, s: Samples) -> Samples:
+        """Move a raw batch to the device and encode it there: an :class:`~panflow.Encoder` encodes
+        ``x`` and its conditions (``encode_cond``); a plain function encodes ``x`` only."""
         s = s.to(self.device)
         if self.encode is not None:
             with torch.no_grad():
-                s = Samples(self.encode(s.x), None, s.mask, dict(s.cond), s.known)
+                if hasattr(self.encode, "encode_cond"):
+                    s = Samples(self.encode.encode(s.x), None, s.mask, self.encode.encode_cond(dict(s.cond)), s.known)
+                else:
+                    s = Samples(self.encode(s.x), None, s.mask, dict(s.cond), s.known)
         return s
 
     def batch(self, step: int) -> Samples:

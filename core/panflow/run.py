@@ -138,7 +138,7 @@ class Run:
         for start in range(0, n, batch_size):
             sl = slice(start, min(n, start + batch_size))
             m = sl.stop - sl.start
-            kw: dict[str, Any] = {"cond": {k: v[sl].to(self.device) for k, v in cond.items()}}
+            kw: dict[str, Any] = {"cond": self.encoder.encode_cond({k: v[sl].to(self.device) for k, v in cond.items()})}
             if known is not None:
                 kw.update(known=known[sl].to(self.device), x_known=z_known[sl])
             res = self.objective.generate(self.model, (m, *self.spec.shape), opts, generator=g, device=self.device, **kw)

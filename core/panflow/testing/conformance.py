@@ -104,7 +104,7 @@ def _check_domain(reg, dom) -> dict:
 def _batch(ctx, n: int) -> Samples:
     """``n`` encoded validation samples with every condition of the spec."""
     val = ctx["bundle"].val.index(slice(0, n))
-    return Samples(ctx["encoder"].encode(val.x), None, val.mask, dict(val.cond), val.known)
+    return Samples(ctx["encoder"].encode(val.x), None, val.mask, ctx["encoder"].encode_cond(dict(val.cond)), val.known)
 
 
 def _check_backbone(reg, bb, dom, ctx) -> None:
@@ -132,7 +132,7 @@ def _check_train_and_sample(reg, dom, ctx) -> None:
     _, model = build_model(reg, dom, spec, cfg.model.backbone, cfg.model.options)
     obj = reg.objective(dom.objective).build(spec, cfg, dom)
     tr = ctx["bundle"].train.index(slice(0, 8))
-    data = Samples(ctx["encoder"].encode(tr.x), None, tr.mask, dict(tr.cond), tr.known)
+    data = Samples(ctx["encoder"].encode(tr.x), None, tr.mask, ctx["encoder"].encode_cond(dict(tr.cond)), tr.known)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss = obj.loss(model, data, generator=torch.Generator().manual_seed(0))
     if not torch.isfinite(loss):
