@@ -7,7 +7,6 @@ latents) is handed to the Trainer as is, with the loader options of the ``[data]
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
