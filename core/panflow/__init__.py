@@ -46,6 +46,7 @@ from .objective import FlowObjective, masked_mean
 from .paths import AffinePath, CosineSchedule, LinearSchedule, VPSchedule, make_schedule
 from .plugins import PluginUnavailable, get_registry, load_plugins
 from .registry import Registry
+from .regression import RegressionObjective
 from .run import Run, build_config, load_run, train
 from .sampling import SampleOptions, SampleResult, guided_velocity
 from .scorecard import Bar, Row, ScoreCard, bar, hardware, write_result
@@ -73,7 +74,7 @@ __all__ = [
     "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
     "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
     "KNOWN_SAMPLERS", "KnownSampler", "expand_known", "make_known_sampler", "register_known_sampler",
-    "ConditionEmbedding", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",
+    "ConditionEmbedding", "RegressionObjective", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",
     "BadItem", "LazySamples", "ShardedSamples", "collate", "draw_subset", "heldout", "is_lazy", "LoaderOptions",
     "epoch_permutation", "rank_shards", "RunningMoments", "StandardEncoder", "fit_encoder", "iter_batches",
     "ShardStore", "ShardWriter", "encode_source", "open_cache", "write_cache",

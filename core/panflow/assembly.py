@@ -62,6 +62,10 @@ def register_core(registry: Registry) -> None:
                                 "conditional flow matching on affine paths (velocity / noise / data targets)"))
     reg.add_objective(Objective("masked", build_masked, _masked_from_json,
                                 "absorbing-state masked diffusion for tokens (MDLM NELBO)"))
+    from .regression import RegressionObjective, build_regression
+
+    reg.add_objective(Objective("regression", build_regression, RegressionObjective.from_json,
+                                "MSE regression to the data: the non-generative baseline (1 NFE)"))
 
 
 # -- specs ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Registers the robot domain: datasets, chunk backbones, the regression baseline, metrics, benchmark."""
+"""Registers the robot domain: datasets, chunk backbones, metrics, benchmark (the baseline is the core's regression objective)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import panflow
-from panflow import Backbone, Benchmark, ConditionSpec, Dataset, DataSpec, Domain, Metric, Objective, Samples, lazy
+from panflow import Backbone, Benchmark, ConditionSpec, Dataset, DataSpec, Domain, Metric, Samples, lazy
 
 from . import __version__
 from .encoder import ChunkEncoder
@@ -83,9 +83,6 @@ class RobotPlugin:
         registry.add_backbone(Backbone("chunk-transformer", lazy("panflow_robot.backbones:build_transformer"),
                                        accepts=lazy("panflow_robot.backbones:fits_chunks"),
                                        description="adaLN transformer over action steps (core AdaLNBlock)", **per_step))
-        registry.add_objective(Objective("regression", lazy("panflow_robot.regression:build_regression"),
-                                         lazy("panflow_robot.regression:RegressionObjective.from_json"),
-                                         "MSE regression to the target (non-generative baseline, 1 NFE)"))
         registry.add_metric(Metric("chunk_mse", "robot", _chunk_error, description="paired chunk MSE (raw units)"))
         registry.add_benchmark(Benchmark("robot", "robot", lazy("panflow_robot.benchmark:run_benchmark"),
                                          "closed-loop flow policy vs MSE baseline vs expert; NFE sweep; overlap jerk"))

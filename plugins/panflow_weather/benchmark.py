@@ -15,6 +15,7 @@ import torch
 
 from panflow import (
     DatasetOptions,
+    RegressionObjective,
     SampleOptions,
     Samples,
     ScoreCard,
@@ -29,7 +30,6 @@ from panflow import (
 
 from .data import embedded_store, load_fields, split_indices
 from .evaluate import embedded_oracle, forecast_card
-from .regression import RegressionObjective
 from .rollout import flow_step, forecast_dataset, write_forecast
 from .store import open_dataset
 

@@ -1,10 +1,10 @@
-"""Registers the weather domain, its datasets, the UNet backbone, the regression objective,
-metrics and benchmark. xarray/zarr are imported only when a component is used."""
+"""Registers the weather domain, its datasets, the UNet backbone, metrics and benchmark (the MSE
+baseline is the core's regression objective). xarray/zarr are imported only when a component is used."""
 
 from __future__ import annotations
 
 import panflow
-from panflow import Backbone, Benchmark, ConditionSpec, Dataset, DataSpec, Domain, Metric, Objective, lazy
+from panflow import Backbone, Benchmark, ConditionSpec, Dataset, DataSpec, Domain, Metric, lazy
 
 from . import __version__
 
@@ -69,9 +69,6 @@ class WeatherPlugin:
         registry.add_backbone(Backbone("latlon-unet", lazy("panflow_weather.backbone:build_unet"), ("continuous",), _fits,
                                        "lat-lon UNet: circular longitude, over-the-pole padding, conditions concatenated",
                                        consumes=_consumes))
-        registry.add_objective(Objective("regression", lazy("panflow_weather.regression:build"),
-                                         lazy("panflow_weather.regression:from_json"),
-                                         "deterministic MSE regression of the target (baseline)"))
         registry.add_metric(Metric("weather_scores", "weather", lazy("panflow_weather.metrics:sample_scores"),
                                    description="latitude-weighted RMSE and MAE of generated vs real next states"))
         registry.add_benchmark(Benchmark("weather", "weather", lazy("panflow_weather.benchmark:run_benchmark"),
