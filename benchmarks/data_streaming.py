@@ -362,7 +362,7 @@ def main() -> None:
     n_full = int(size * 2**30) // sample_bytes // 64 * 64
     root = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="panflow-data-"))
     root.mkdir(parents=True, exist_ok=True)
-    need = n_full * sample_bytes * 1.125 * 1.05 + 2**28
+    need = n_full * 1.125 * (sample_bytes + 3 * 4096) + 2**28  # zarr v3 keeps each chunk in its own directories
     free = shutil.disk_usage(root).free
     if free < need:
         sys.exit(f"data_streaming: needs {need / 2**30:.1f} GiB free in {root} for the stores, has "
