@@ -8,7 +8,7 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ["panflow_toy2d", "panflow_image", "panflow_text"]
+PLUGINS = ["panflow_toy2d", "panflow_image", "panflow_text", "panflow_protein"]
 PUBLIC = {"panflow", "panflow.testing"}
 
 
