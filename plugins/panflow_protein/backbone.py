@@ -7,7 +7,8 @@ built from
 - a pairwise-distance profile: soft counts of all other residues within radial shells (burial /
   contact number from the full distance matrix, O(L²) per layer input);
 - the residue's own time (known motif residues sit at t = 1) and, optionally, its amino acid;
-relative sequence position enters through rotary attention (:class:`panflow.Rotary`); the blocks
+the residue's index from either chain end (learned embeddings: each residue knows where it sits;
+relative sequence position also enters through rotary attention, :class:`panflow.Rotary`); the blocks
 are the core's adaLN-Zero :class:`panflow.AdaLNBlock`, modulated by the mean time of the residues
 and the chain length. The length comes from the ``residues`` condition (1 = real, 0 = padding):
 padding is masked out of attention and gets zero velocity; a null ``residues`` means "all real".
@@ -73,6 +74,8 @@ class CaTransformer(nn.Module):
         self.time_tok = TimeEmbedding(dim)
         self.time_glob = TimeEmbedding(dim)
         self.len_emb = nn.Sequential(nn.Linear(2, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.pos_start = nn.Embedding(length, dim)   # residue index from the N terminus
+        self.pos_end = nn.Embedding(length, dim)     # ... and from the C terminus (the mask gives the length)
         self.seq = nn.Linear(seq_dim, dim) if seq_dim else None
         self.seq_null = nn.Parameter(torch.zeros(dim)) if seq_dim else None
         self.rotary = Rotary(dim // heads)
@@ -87,7 +90,10 @@ class CaTransformer(nn.Module):
         t = t.reshape(b, 1).expand(b, length) if t.dim() == 1 else t.reshape(b, length)
         feats = torch.cat([x * mf[..., None], local_features(x, mask),
                            shell_counts(x, mask, self.centres.to(x.dtype), self.width)], -1)
-        h = self.inp(feats) + self.time_tok(t)
+        idx = torch.arange(length, device=x.device)
+        n = mf.sum(1)
+        from_end = (n.long()[:, None] - 1 - idx[None]).clamp(0, length - 1)
+        h = self.inp(feats) + self.time_tok(t) + self.pos_start(idx)[None] + self.pos_end(from_end)
         if self.seq is not None:
             s = cond.get("seq")
             e = self.seq(s.to(x.dtype)) if s is not None else self.seq_null.expand(b, length, -1)
@@ -95,7 +101,6 @@ class CaTransformer(nn.Module):
             if s is not None and null is not None:
                 e = torch.where(null.reshape(b, 1, 1).bool(), self.seq_null.expand_as(e), e)
             h = h + e
-        n = mf.sum(1)
         t_mean = (t * mf).sum(1) / n.clamp_min(1)
         c = self.time_glob(t_mean) + self.len_emb(torch.stack([n / self.length, torch.log(n.clamp_min(1)) / math.log(512)], 1))
         rot = self.rotary(length)

@@ -34,21 +34,22 @@ def _metric(name):
     return fn
 
 
-TRAIN_SMALL = {"train.steps": 2500, "train.batch_size": 16, "train.lr": 5e-4, "train.warmup_steps": 100,
-               "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999,
+AUX_WEIGHT = 10.0  # weight of the auxiliary local-distance loss near the data end (objective.py)
+TRAIN_SMALL = {"train.steps": 3000, "train.batch_size": 16, "train.lr": 1e-3, "train.warmup_steps": 100,
+               "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999, "train.ema_warmup": True,
                "train.grad_clip": 1.0, "train.log_every": 100, "data.val_fraction": 0.2,
-               "sample.solver": "heun", "sample.nfe": 64}
+               "data.options": {"max_len": 64}, "sample.solver": "heun", "sample.nfe": 64}
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 4, "train.log_every": 1, "data.val_fraction": 0.5,
               "data.options": {"max_proteins": 8, "max_len": 96}, "sample.nfe": 2},
     "small": TRAIN_SMALL,
     "full": {**TRAIN_SMALL, "train.steps": 100_000, "train.batch_size": 64, "train.lr": 3e-4, "train.warmup_steps": 1000,
              "train.ema_decay": 0.9999, "train.amp": "auto", "train.log_every": 1000, "train.checkpoint_every": 10_000,
-             "sample.nfe": 128},
+             "data.options": {"max_len": 176}, "sample.nfe": 128},
 }
 BACKBONE_PRESETS = {
     "smoke": {"ca-transformer": {"dim": 32, "depth": 1, "heads": 2, "shells": 4}},
-    "small": {"ca-transformer": {"dim": 128, "depth": 4, "heads": 4}},
+    "small": {"ca-transformer": {"dim": 96, "depth": 3, "heads": 4}},
     "full": {"ca-transformer": {"dim": 384, "depth": 12, "heads": 8}},
 }
 
@@ -66,7 +67,7 @@ class ProteinPlugin:
             panflow.register_known_sampler(MotifKnown)
         registry.add_objective(Objective(
             "rotflow", lambda spec, cfg, dom: lazy("panflow_protein.objective:RotatingFlow")(
-                registry.objective("flow").build(spec, cfg, dom)),
+                registry.objective("flow").build(spec, cfg, dom), AUX_WEIGHT),
             lambda d, spec=None: lazy("panflow_protein.objective:RotatingFlow").resolve().from_json(d, spec),
             "flow matching with a uniformly random rotation of each training structure"))
         registry.add_domain(Domain(

@@ -226,6 +226,26 @@ def test_rotations_are_proper_and_motif_segments_contiguous():
     assert bool((known.sum(1) >= 3).all() and (known.sum(1) <= 12).all())
 
 
+def test_rotating_flow_is_the_inner_loss_on_rotated_data_and_aux_is_finite():
+    from panflow import FlowObjective, Samples
+    from panflow_protein.objective import RotatingFlow
+
+    inner = FlowObjective(time_shape=(12,))
+    x = torch.as_tensor(ideal_helix(12) / 10, dtype=torch.float32).expand(3, 12, 3).contiguous()
+    batch = Samples(x, mask=torch.ones(3, 12))
+    model = lambda xt, t, cond: xt * 0.5
+    g = torch.Generator().manual_seed(0)
+    rf = RotatingFlow(inner)
+    rand = rf.draw(3, x, g)
+    rot = rand["rot"]
+    plain = {k: v for k, v in rand.items() if k != "rot"}
+    want = inner.loss(model, Samples(torch.einsum("bij,blj->bli", rot, x), mask=batch.mask), plain)
+    assert torch.allclose(rf.loss(model, batch, rand), want)
+    aux = RotatingFlow(inner, aux_weight=10.0, aux_t=0.0).loss(model, batch, rand)
+    assert torch.isfinite(aux) and aux > want
+    assert RotatingFlow.from_json(RotatingFlow(inner, 3.0).to_json()).aux_weight == 3.0
+
+
 def test_conformance():
     assert_plugin_conforms("protein")
 
