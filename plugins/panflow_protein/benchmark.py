@@ -24,7 +24,7 @@ from .tasks import backbones
 PRESETS = {
     "smoke": {"threads": 0, "ensemble_steps": 3, "motifs": 1, "n": 4, "tm": False, "nfes": [2], "overrides": {},
               "ensemble_overrides": {"data.options": {}}},
-    "small": {"threads": 1, "ensemble_steps": 1500, "motifs": 4, "n": None, "tm": True, "nfes": [8, 16, 32, 64],
+    "small": {"threads": 1, "ensemble_steps": 1200, "motifs": 4, "n": None, "tm": True, "nfes": [8, 16, 32, 64],
               "overrides": {}, "ensemble_overrides": {"train.batch_size": 16, "data.options": {}}},
     "full": {"threads": 0, "ensemble_steps": 20_000, "motifs": 8, "n": None, "tm": True, "nfes": [16, 32, 64, 128],
              "overrides": {}, "ensemble_overrides": {"data.options": {}}},

@@ -84,6 +84,7 @@ def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=Non
                              {**setup_m, "n": len(rmsd), "tasks": motifs, "motif": f"2 x {motif_seg} residues",
                               "wall_s": time.perf_counter() - t0}))
     card.extra["data_sse"] = data_sse
+    card.extra["tm_index_fallbacks"] = M.TM_FALLBACKS[0]  # pairs scored residue-by-index (no structural anchor)
     card.notes.append("Floor = held-out real chains of other proteins; baseline = ideal random walk at the same "
                       "lengths; the model samples at the held-out lengths. SSE: biotite P-SEA on Cα; TM-scores: "
                       "biotite superimpose_structural_homologs (protein blocks) + tm_score, normalised by the shorter chain.")

@@ -35,7 +35,7 @@ def _metric(name):
 
 
 AUX_WEIGHT = 10.0  # weight of the auxiliary local-distance loss near the data end (objective.py)
-TRAIN_SMALL = {"train.steps": 3000, "train.batch_size": 16, "train.lr": 1e-3, "train.warmup_steps": 100,
+TRAIN_SMALL = {"train.steps": 2500, "train.batch_size": 16, "train.lr": 1e-3, "train.warmup_steps": 100,
                "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.1, "train.ema_decay": 0.999, "train.ema_warmup": True,
                "train.grad_clip": 1.0, "train.log_every": 100, "data.val_fraction": 0.2,
                "data.options": {"max_len": 64}, "sample.solver": "heun", "sample.nfe": 64}

@@ -96,11 +96,35 @@ def _read_bytes(path: Path, comp: str) -> bytes:
         raise DataError(f"{path}: cannot read ({exc})") from exc
 
 
+_CACHE: dict[tuple, object] = {}
+_CACHE_SIZE = 256
+
+
 def load_atoms(path: str | Path, models: str = "first"):
-    """The file's atoms as a biotite ``AtomArrayStack`` (one model, or all of them)."""
+    """The file's atoms as a biotite ``AtomArrayStack`` (one model, or all of them).
+
+    Parsed files are cached per process by (path, size, mtime, models): a dataset loaded again
+    (evaluation, the conformance kit) does not parse its files twice; a changed file is re-read.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, models)
+    except OSError:
+        key = None
+    if key is not None and key in _CACHE:
+        return _CACHE[key].copy()
+    atoms = _parse(path, models)
+    if key is not None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = atoms
+    return atoms.copy()
+
+
+def _parse(path: Path, models: str):
     from biotite.structure.io import pdb, pdbx
 
-    path = Path(path)
     fmt, comp = structure_format(path)
     raw = _read_bytes(path, comp)
     model = 1 if models == "first" else None

@@ -215,6 +215,14 @@ def test_tm_score_of_a_structure_with_itself_is_one():
     assert M.tm_pair(rec.ca, moved) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_tm_score_falls_back_to_index_alignment_when_biotite_finds_no_anchor():
+    line = np.stack([np.arange(40) * 3.8, np.zeros(40), np.zeros(40)], 1)
+    blob = np.random.default_rng(0).normal(size=(30, 3)) * 8   # biotite: "No anchors found"
+    before = M.TM_FALLBACKS[0]
+    tm = M.tm_pair(line, blob)
+    assert M.TM_FALLBACKS[0] == before + 1 and 0.0 <= tm < 0.2
+
+
 # -- model pieces --------------------------------------------------------------------------------------
 def test_rotations_are_proper_and_motif_segments_contiguous():
     r = random_rotations(64, torch.Generator().manual_seed(0))
