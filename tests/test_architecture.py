@@ -8,7 +8,8 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ["panflow_toy2d", "panflow_image", "panflow_text", "panflow_weather"]
+PLUGINS = ["panflow_toy2d", "panflow_image", "panflow_text", "panflow_weather", "panflow_audio", "panflow_robot",
+           "panflow_protein"]
 PUBLIC = {"panflow", "panflow.testing"}
 
 

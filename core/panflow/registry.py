@@ -114,3 +114,7 @@ class PluginRegistry:
 
     def add_objective(self, objective: Objective) -> Objective:
         return self._registry.add("objective", objective, self.plugin)
+
+    def objective(self, name: str) -> Objective:
+        """Look up an objective already registered (e.g. the core's ``flow``, to wrap it)."""
+        return self._registry.objective(name)

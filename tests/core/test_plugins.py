@@ -57,6 +57,23 @@ def test_duplicate_names_name_both_plugins():
     assert mgr.registry.domain("alpha").plugin == "first"  # the host keeps working
 
 
+class Wrapper:
+    """Registers an objective that wraps the core's ``flow`` (looked up through its scoped registry)."""
+
+    @panflow.hookimpl
+    def panflow_register(self, registry):
+        flow = registry.objective("flow")
+        registry.add_objective(panflow.Objective("wrapped-flow", flow.build, flow.from_json))
+
+
+def test_a_plugin_can_look_up_a_registered_objective():
+    mgr = PluginManager()
+    info = mgr.load_object("wrapper", Wrapper())
+    assert info.status == "loaded", info.message
+    assert mgr.registry.objective("wrapped-flow").build is mgr.registry.objective("flow").build
+    assert mgr.registry.objective("wrapped-flow").plugin == "wrapper"
+
+
 def test_strict_mode_reraises(monkeypatch):
     monkeypatch.setenv("PANFLOW_STRICT_PLUGINS", "1")
     mgr = PluginManager()
