@@ -6,6 +6,7 @@ public API that plugins import from; everything else is internal.
 
 from ._version import __version__
 from .assembly import Assembly, assemble, load_data, training_spec
+from .cache import cache_dir, cached_weights
 from .checkpoint import find_checkpoint, load_contract
 from .components import (
                          Backbone,
@@ -74,7 +75,8 @@ __all__ = [
     "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
     "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
     "KNOWN_SAMPLERS", "KnownSampler", "expand_known", "make_known_sampler", "register_known_sampler",
-    "ConditionEmbedding", "RegressionObjective", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",
+    "ConditionEmbedding", "RegressionObjective",
+    "cache_dir", "cached_weights", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",
     "BadItem", "LazySamples", "ShardedSamples", "collate", "draw_subset", "heldout", "is_lazy", "LoaderOptions",
     "epoch_permutation", "rank_shards", "RunningMoments", "StandardEncoder", "fit_encoder", "iter_batches",
     "ShardStore", "ShardWriter", "encode_source", "open_cache", "write_cache",

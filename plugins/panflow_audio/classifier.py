@@ -9,14 +9,11 @@ hash under ``$PANFLOW_CACHE/audio``; its held-out accuracy is reported beside ev
 
 from __future__ import annotations
 
-import json
-import os
-
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .embedded import cache_dir
+from panflow import cached_weights
+
 from .frontend import Frontend
 
 FEATURES = 64
@@ -92,21 +89,11 @@ def reference_classifier(train_waves: torch.Tensor, train_y: torch.Tensor, val_w
                          seed: int = 0) -> tuple[AudioCNN, dict]:
     """Train (or load from the cache) the classifier for this dataset; returns it and its report."""
     key = f"classifier-{dataset_hash}-{num_classes}-{epochs}-{seed}"
-    path = cache_dir() / f"{key}.safetensors"
-    info_path = path.with_suffix(".json")
-    net = AudioCNN(frontend, num_classes)
-    if path.exists() and info_path.exists():
-        try:
-            net.load_state_dict(load_file(str(path)))
-            return net.eval(), json.loads(info_path.read_text())
-        except Exception:  # a corrupted cache entry is rebuilt, never trusted
-            pass
-    net = _train(net, train_waves, train_y, epochs, seed)
-    info = {"val_accuracy": accuracy(net, val_waves, val_y), "train_accuracy": accuracy(net, train_waves, train_y),
-            "epochs": epochs, "seed": seed, "dataset_hash": dataset_hash, "features": FEATURES, "cached_at": str(path)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-    info_path.write_text(json.dumps(info, indent=2))
-    return net, info
+
+    def fit():
+        net = _train(AudioCNN(frontend, num_classes), train_waves, train_y, epochs, seed)
+        return net, {"val_accuracy": accuracy(net, val_waves, val_y),
+                     "train_accuracy": accuracy(net, train_waves, train_y), "epochs": epochs, "seed": seed,
+                     "dataset_hash": dataset_hash, "features": FEATURES}
+
+    return cached_weights("audio", key, AudioCNN(frontend, num_classes), fit)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+import panflow
+
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ACCENTS = ["en", "en-029", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us", "en-us-nyc"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt2", "klatt3",
@@ -31,7 +33,7 @@ NOTES_RECIPE = {"version": 1, "seed": 4321, "midi": [60, 71], "per_class": 100, 
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("PANFLOW_CACHE", Path.home() / ".cache" / "panflow")) / "audio"
+    return panflow.cache_dir("audio")
 
 
 def _key(recipe: dict) -> str:

@@ -8,15 +8,10 @@ is reported beside every number computed with it.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from panflow import Samples
+from panflow import Samples, cached_weights
 
 FEATURES = 64
 
@@ -38,10 +33,6 @@ class ReferenceCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PANFLOW_CACHE", Path.home() / ".cache" / "panflow")) / "image"
 
 
 def _train(train: Samples, num_classes: int, epochs: int, seed: int) -> ReferenceCNN:
@@ -84,21 +75,10 @@ def reference_classifier(train: Samples, val: Samples, num_classes: int, dataset
     if train.y is None:
         raise ValueError("the reference classifier needs labelled images")
     key = f"classifier-{dataset_hash}-{num_classes}-{epochs}-{seed}"
-    path = cache_dir() / f"{key}.safetensors"
-    info_path = path.with_suffix(".json")
-    net = ReferenceCNN(train.x.shape[1], num_classes)
-    if path.exists() and info_path.exists():
-        try:
-            net.load_state_dict(load_file(str(path)))
-            return net.eval(), json.loads(info_path.read_text())
-        except Exception:  # a corrupted cache entry is rebuilt, never trusted
-            pass
-    net = _train(train, num_classes, epochs, seed)
-    info = {"val_accuracy": accuracy(net, val), "train_accuracy": accuracy(net, train), "epochs": epochs,
-            "seed": seed, "dataset_hash": dataset_hash, "features": FEATURES, "cached_at": str(path)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-    info_path.write_text(json.dumps(info, indent=2))
-    return net, info
+
+    def fit():
+        net = _train(train, num_classes, epochs, seed)
+        return net, {"val_accuracy": accuracy(net, val), "train_accuracy": accuracy(net, train), "epochs": epochs,
+                     "seed": seed, "dataset_hash": dataset_hash, "features": FEATURES}
+
+    return cached_weights("image", key, ReferenceCNN(train.x.shape[1], num_classes), fit)

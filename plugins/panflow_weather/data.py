@@ -11,13 +11,13 @@ the parts so no state is shared).
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+import panflow
 from panflow import DataBundle, DataError, DatasetOptions, Samples
 
 from .forcings import SOLAR_CONSTANT, time_features, toa_radiation
@@ -33,7 +33,7 @@ RECIPES = {"smoke": Recipe(nlat=16, nlon=32, n_times=60, spinup=20, substeps=2, 
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("PANFLOW_CACHE", Path.home() / ".cache" / "panflow")) / "weather"
+    return panflow.cache_dir("weather")
 
 
 def embedded_store(recipe: Recipe | str = "small", zarr_format: int = 3) -> Path:
