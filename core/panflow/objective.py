@@ -173,10 +173,14 @@ class FlowObjective:
         """The (guided) velocity field ``f(x, s)`` over solver time ``s [B]``, with nothing known."""
         opts = opts or SampleOptions()
         b = batch if batch is not None else (next(iter(cond.values())).shape[0] if cond else 0)
-        conds = prepare_cond(self.conditions, cond, b, device) if self.conditions else {}
-        vel = guided_velocity(self.model_velocity(model), self.conditions, conds,
-                              guidance_groups(self.conditions, opts), opts.guidance_interval)
+        vel = self._guided(model, cond, opts, b, device)
         return lambda x, s: vel(x, self.model_time(s, None, x.shape[0]), s)
+
+    def _guided(self, model, cond, opts: SampleOptions, batch: int, device):
+        """``f(x, t, s) -> v``: the model's velocity with the given conditions and guidance."""
+        conds = prepare_cond(self.conditions, cond, batch, device)
+        return guided_velocity(self.model_velocity(model), self.conditions, conds,
+                               guidance_groups(self.conditions, opts), opts.guidance_interval)
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, shape: tuple[int, ...], opts: SampleOptions,
@@ -192,9 +196,7 @@ class FlowObjective:
         solver = get_solver(opts.solver)
         x0 = torch.randn(shape, generator=generator, device=device)
         b = shape[0]
-        conds = prepare_cond(self.conditions, cond, b, device)
-        vel = guided_velocity(self.model_velocity(model), self.conditions, conds,
-                              guidance_groups(self.conditions, opts), opts.guidance_interval)
+        vel = self._guided(model, cond, opts, b, device)
         if known is None:
             return solver.run(lambda x, s: vel(x, self.model_time(s, None, b), s), x0, opts, path=self.path,
                               generator=generator)

@@ -158,8 +158,8 @@ def guided_velocity(vel: VelocityFn, conditions: tuple[ConditionSpec, ...], cond
     in one batched forward. Outside ``interval`` (on the solver time ``s [B]``) every ``w`` is 1.
     ``t`` is the model's time (``[B]`` or per element).
     """
-    full = with_nulls(conditions, cond, {})
     if not groups:
+        full = with_nulls(conditions, cond, {})
         return lambda x, t, s: vel(x, t, full)
     b = next(iter(cond.values())).shape[0] if cond else None
     branches = []
