@@ -36,6 +36,7 @@ from .errors import (
 )
 from .guidance import cfg_field
 from .hooks import HOOK_API_VERSION, hookimpl
+from .inpaint import INPAINT_METHODS, InpaintMethod, InpaintProblem, register_inpaint_method
 from .known import KNOWN_SAMPLERS, KnownSampler, expand_known, make_known_sampler, register_known_sampler
 from .latents import encode_source, open_cache, write_cache
 from .likelihood import divergence_exact, divergence_hutchinson, log_likelihood, standard_normal_logpdf
@@ -74,6 +75,7 @@ __all__ = [
     "log_likelihood", "make_schedule", "make_time_sampler", "masked_mean", "memorisation_rate",
     "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
     "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
+    "INPAINT_METHODS", "InpaintMethod", "InpaintProblem", "register_inpaint_method",
     "KNOWN_SAMPLERS", "KnownSampler", "expand_known", "make_known_sampler", "register_known_sampler",
     "ConditionEmbedding", "RegressionObjective",
     "cache_dir", "cached_weights", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",

@@ -243,6 +243,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "flow.time_shift": (0, math.inf, False, False), "sample.nfe": (1, math.inf, True, False),
     "sample.guidance": (0, math.inf, True, False), "sample.noise_scale": (0, math.inf, True, False),
     "sample.n": (1, math.inf, True, False),
+    "sample.resample": (1, math.inf, True, False),
 }
 
 

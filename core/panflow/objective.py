@@ -10,13 +10,13 @@ every solver in sampling.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 
 from .components import ConditionSpec, DataSpec, Samples
 from .errors import ContractError, DataError, UnknownNameError
+from .inpaint import InpaintProblem, get_inpaint_method
 from .known import KnownSampler, expand_known, make_known_sampler
 from .paths import PREDICTIONS, AffinePath, schedule_from_json
 from .sampling import SampleOptions, SampleResult, guidance_groups, guided_velocity, prepare_cond, with_nulls
@@ -201,21 +201,9 @@ class FlowObjective:
             return solver.run(lambda x, s: vel(x, self.model_time(s, None, b), s), x0, opts, path=self.path,
                               generator=generator)
         known = check_known(known, x_known, tuple(shape), self.time_shape).to(device)
-        x_known = x_known.to(device=device, dtype=x0.dtype)
-        kfull = expand_known(known, x0)
-        if opts.inpaint == "trained":
-            def field(x, s):
-                return vel(torch.where(kfull, x_known, x), self.model_time(s, known, b), s)
-
-            return solver.run(field, torch.where(kfull, x_known, x0), opts, path=self.path, generator=generator,
-                              hold=kfull)
-
-        def replaced(x, s):  # training-free: known elements follow their own path x_s = α_s x_known + σ_s x0
-            a, sg, _, _ = self.path.coefficients(s, x)
-            return vel(torch.where(kfull, a * x_known + sg * x0, x), self.model_time(s, None, b), s)
-
-        res = solver.run(replaced, x0, opts, path=self.path, generator=generator)
-        return dataclasses.replace(res, x=torch.where(kfull, x_known, res.x))
+        problem = InpaintProblem(vel, self.model_time, self.path, known, expand_known(known, x0),
+                                 x_known.to(device=device, dtype=x0.dtype), x0, opts, generator)
+        return get_inpaint_method(opts.inpaint).run(problem)
 
     # -- contract ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -15,8 +15,6 @@ import torch
 from .components import ConditionSpec
 from .errors import ContractError, DataError, PanflowError, UnknownNameError
 
-INPAINT_METHODS = ("trained", "replacement")
-
 
 @dataclass
 class SampleOptions:
@@ -29,9 +27,10 @@ class SampleOptions:
       ``guidance_scales`` (``{name: w}``) instead composes one scale per condition, in order;
       ``guidance_interval`` (``[t_lo, t_hi]``, empty = everywhere) limits where guidance acts;
     - ``noise_scale``: the SDE sampler's diffusion scale (solver ``sde`` only);
-    - ``inpaint``: how known elements are held — ``trained`` (the model was trained with known
-      parts: they are presented clean at time 1) or ``replacement`` (training-free: they are
-      replaced by their noised values at each step, for models trained without known parts).
+    - ``inpaint``: how known elements are held, a registered method (:mod:`panflow.inpaint`):
+      ``trained`` (the model was trained with known parts: they are presented clean at time 1),
+      ``replacement`` or ``repaint`` (training-free, for models trained without known parts);
+      ``resample`` is how often ``repaint`` takes each step (it multiplies the NFE).
     """
 
     solver: str = "euler"
@@ -44,10 +43,14 @@ class SampleOptions:
     atol: float = 1e-5
     rtol: float = 1e-5
     inpaint: str = "trained"
+    resample: int = 10
 
     def __post_init__(self) -> None:
-        if self.inpaint not in INPAINT_METHODS:
-            raise UnknownNameError("inpainting method", self.inpaint, INPAINT_METHODS)
+        from .inpaint import get_inpaint_method  # the registry imports this module
+
+        get_inpaint_method(self.inpaint)
+        if self.resample < 1:
+            raise PanflowError(f"resample must be >= 1, got {self.resample}")
         if self.guidance_interval and len(self.guidance_interval) != 2:
             raise PanflowError(f"guidance_interval must be [t_lo, t_hi], got {self.guidance_interval}")
         if self.noise_scale < 0:

@@ -70,4 +70,4 @@ def inpaint_zscores(model, obj: FlowObjective, a: float, n: int, opts: SampleOpt
     return {"a": a, "mean": float(b.mean()), "var": float(b.var()), "true_mean": mean, "true_var": var,
             "z_mean": (float(b.mean()) - mean) / math.sqrt(var / n),
             "z_var": (float(b.var()) - var) / (var * math.sqrt(2 / (n - 1))),
-            "held_exactly": bool(torch.equal(res.x[:, 0], x_known[:, 0]))}
+            "nfe": res.nfe, "held_exactly": bool(torch.equal(res.x[:, 0], x_known[:, 0]))}

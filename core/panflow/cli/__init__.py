@@ -150,12 +150,14 @@ def _sample(args) -> int:
         raise ConfigError(f"--label {args.label} is out of range: the model has classes 0..{k - 1}"
                           if k else f"--label needs a class-conditional model; run {args.run_dir} has no label")
     opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale,
-                       inpaint=args.inpaint)
+                       inpaint=args.inpaint, resample=args.resample)
     if args.nfe is not None and opts.solver == "dopri5":
         raise PanflowError("dopri5 is adaptive and chooses its own NFE; drop --nfe (the NFE it used is reported)")
     if args.noise_scale is not None and opts.solver != "sde":
         raise PanflowError(f"--noise-scale is the sde solver's setting; solver '{opts.solver}' is deterministic "
                            "(use --solver sde)")
+    if args.resample is not None and opts.inpaint != "repaint":
+        raise PanflowError(f"--resample is the repaint method's setting; inpaint is '{opts.inpaint}' (use --inpaint repaint)")
     if not run.spec.conditions:
         opts = dataclasses.replace(opts, guidance=1.0, guidance_scales={})  # nothing to guide on
     cond, known, x_known, n = {}, None, None, args.n
@@ -248,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", type=int, help="class label for every sample (class-conditional models)")
     s.add_argument("--cond", metavar="FILE.npz",
                    help="condition arrays by name (one row = every sample), optional 'known' + 'x_known'")
-    s.add_argument("--inpaint", choices=["trained", "replacement"],
-                   help="how known parts are held: trained (default) or training-free replacement")
+    s.add_argument("--inpaint", help="how known parts are held: trained (default), or training-free "
+                   "replacement | repaint (see --resample)")
+    s.add_argument("--resample", type=int, help="repaint: takes of each step (multiplies the NFE; default 10)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out")
     s.add_argument("--device")
