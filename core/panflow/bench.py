@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .compare import RESULT_SCHEMA
 from .errors import UnknownNameError
 from .plugins import get_registry
 from .scorecard import ScoreCard, hardware, write_result
@@ -30,15 +31,16 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
         t0 = time.perf_counter()
         card: ScoreCard = b.run(preset=preset, out_dir=Path(out_dir), seed=seed)
         wall = time.perf_counter() - t0
-        result: dict[str, Any] = {"benchmark": b.name, "plugin": b.plugin, "preset": preset, "seed": seed,
-                                  "wall_s": wall, **card.to_json()}
+        command = f"panflow bench --domains {b.domain} --preset {preset} --out {out_dir}"
+        result: dict[str, Any] = {"schema": RESULT_SCHEMA, "benchmark": b.name, "plugin": b.plugin, "preset": preset,
+                                  "seed": seed, "wall_s": wall, "command": command, **card.to_json()}
         result["hardware"] = hardware()
         md = f"# Benchmark `{b.name}` (preset `{preset}`, seed {seed})\n\n" + card.to_markdown()
         for section in card.extra.get("markdown_sections", []):
             md += "\n" + section + "\n"
         md += f"\nWall time: {wall:.1f} s on {result['hardware']['processor']} " \
               f"({result['hardware']['cpu_threads']} threads, torch {result['hardware']['torch']}).\n" \
-              f"Command: `panflow bench --domains {b.domain} --preset {preset} --out {out_dir}`\n"
+              f"Command: `{command}`\n"
         jp, _ = write_result(out_dir, b.name, {k: v for k, v in result.items() if k != "markdown_sections"}, md)
         failed = [x.name for x in card.bars if not x.passed]
         log(f"[bench] {b.name}: {wall:.1f} s, bars {len(card.bars) - len(failed)}/{len(card.bars)} passed"

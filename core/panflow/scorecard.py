@@ -45,14 +45,21 @@ class Bar:
     target: str         # human-readable, e.g. "<= 2.0"
     passed: bool
     detail: str = ""
+    kind: str = "quality"   # quality | speed (wall-clock: compared with a wider tolerance)
 
     def to_json(self) -> dict[str, Any]:
         return vars(self)
 
 
-def bar(name: str, value: float, op: str, limit: float, detail: str = "") -> Bar:
+BAR_KINDS = ("quality", "speed")
+
+
+def bar(name: str, value: float, op: str, limit: float, detail: str = "", kind: str = "quality") -> Bar:
+    """A bar ``value op limit``; ``kind="speed"`` marks wall-clock measurements."""
+    if kind not in BAR_KINDS:
+        raise ValueError(f"bar kind must be one of {BAR_KINDS}, got {kind!r}")
     ok = {"<=": value <= limit, ">=": value >= limit, "<": value < limit, ">": value > limit}[op]
-    return Bar(name, float(value), f"{op} {limit:g}", bool(ok), detail)
+    return Bar(name, float(value), f"{op} {limit:g}", bool(ok), detail, kind)
 
 
 @dataclass

@@ -32,15 +32,18 @@ COND_SWEEP = [("euler", 16, 1.0), ("rk4", 16, 1.0), ("euler", 4, 1.0), ("rk4", 1
 PRESETS = {
     "smoke": {"datasets": ["8gaussians"], "steps": 40, "batch": 256, "nfes": [1, 2, 4], "n_sweep": 300,
               "n_head": 500, "n_nll": 100, "time_steps": 20, "time_reps": 1, "n_train": 5000, "nll_nfe_max": 4,
-              "cond_n": 300, "cond_nll": 50, "cond_sweep": COND_SWEEP[::3], "inpaint_n": 400, "repaint_r": [4], "tax_steps": 10, "tax_reps": 1},
+              "cond_n": 300, "cond_nll": 50, "cond_sweep": COND_SWEEP[::3], "inpaint_n": 400, "repaint_r": [4],
+              "tax_steps": 10, "tax_reps": 1},
     "small": {"datasets": ["8gaussians", "moons", "checkerboard", "gmm"], "steps": 5000, "batch": 1024,
               "nfes": [1, 2, 4, 8, 16, 64], "n_sweep": 2000, "n_head": 10_000, "n_nll": 1000, "time_steps": 300,
               "time_reps": 7, "n_train": 100_000, "nll_nfe_max": 64,
-              "cond_n": 4000, "cond_nll": 1000, "cond_sweep": COND_SWEEP, "inpaint_n": 4000, "repaint_r": [5, 20], "tax_steps": 300, "tax_reps": 5},
+              "cond_n": 4000, "cond_nll": 1000, "cond_sweep": COND_SWEEP, "inpaint_n": 4000, "repaint_r": [5, 20],
+              "tax_steps": 300, "tax_reps": 5},
     "full": {"datasets": ["8gaussians", "moons", "checkerboard", "gmm"], "steps": 20_000, "batch": 1024,
              "nfes": [1, 2, 4, 8, 16, 64], "n_sweep": 10_000, "n_head": 10_000, "n_nll": 10_000,
              "time_steps": 1000, "time_reps": 5, "n_train": 1_000_000, "nll_nfe_max": 64,
-             "cond_n": 10_000, "cond_nll": 2000, "cond_sweep": COND_SWEEP, "inpaint_n": 10_000, "repaint_r": [5, 20], "tax_steps": 1000, "tax_reps": 5},
+             "cond_n": 10_000, "cond_nll": 2000, "cond_sweep": COND_SWEEP, "inpaint_n": 10_000, "repaint_r": [5, 20],
+             "tax_steps": 1000, "tax_reps": 5},
 }
 DOPRI_TOLS = [1e-1, 1e-2, 1e-3, 1e-5]
 
@@ -181,7 +184,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
     ov = overhead(load_toy(p["datasets"][0], DatasetOptions(seed=seed, options={"n_train": p["n_train"], "n_val": 10})).train.x,
                   p, seed)
     card.bars.append(bar("Trainer time per step / bare loop", ov["ratio"], "<=", 1.03,
-                         f"{ov['panflow_s_per_step'] * 1e3:.3f} ms vs {ov['bare_s_per_step'] * 1e3:.3f} ms"))
+                         f"{ov['panflow_s_per_step'] * 1e3:.3f} ms vs {ov['bare_s_per_step'] * 1e3:.3f} ms", kind="speed"))
     from .conditional_bench import inpaint_section, ring_section, tax_section
 
     conditional = {"cond_ring": ring_section(p, seed, card), "gauss2": inpaint_section(p, seed, card),

@@ -137,5 +137,5 @@ def tax_section(p: dict, seed: int, card: ScoreCard, x: torch.Tensor) -> dict:
     a, b = statistics.median(times["conditioning"]), statistics.median(times["pre_conditioning"])
     card.bars.append(bar("unconditional step time: conditioning objective / pre-conditioning objective", a / b, "<=",
                          1.02, f"{a * 1e3:.3f} ms vs {b * 1e3:.3f} ms, median of {len(times['conditioning'])} "
-                         "interleaved (ABBA) runs each"))
+                         "interleaved (ABBA) runs each", kind="speed"))
     return {"s_per_step": {"conditioning": a, "pre_conditioning": b}, "ratio": a / b, "all": times}

@@ -201,9 +201,27 @@ def _eval(args) -> int:
 def _bench(args) -> int:
     from ..bench import run_benchmarks
 
+    if args.action:
+        return _bench_compare(args)
     domains = [d.strip() for d in args.domains.split(",")] if args.domains else None
     run_benchmarks(domains, args.preset, args.out, args.seed, log=lambda m: print(m, flush=True))
     return 0
+
+
+def _bench_compare(args) -> int:
+    from ..compare import compare, load_results
+
+    if args.action[0] != "compare" or len(args.action) != 3:
+        raise ConfigError(f"unknown bench action {' '.join(args.action)!r}: use 'panflow bench [--domains ...]' or "
+                          "'panflow bench compare OLD NEW'")
+    cmp = compare(load_results(args.action[1]), load_results(args.action[2]), rel_tol=args.rel_tol,
+                  time_tol=args.time_tol)
+    md = cmp.to_markdown()
+    print(md, end="")
+    if args.report:
+        Path(args.report).with_suffix(".md").write_text(md)
+        Path(args.report).with_suffix(".json").write_text(json.dumps(cmp.to_json(), indent=2) + "\n")
+    return 1 if args.fail_on_regression and cmp.regressions else 0
 
 
 def _encode(args) -> int:
@@ -274,7 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-size", type=int, default=4096, dest="shard_size", help="samples per shard file")
     s.set_defaults(fn=_encode)
 
-    s = sub.add_parser("bench", help="run the installed domains' benchmarks")
+    s = sub.add_parser("bench", help="run the installed domains' benchmarks, or compare two result sets",
+                       usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S]\n"
+                             "       panflow bench compare OLD NEW [--rel-tol R] [--time-tol R] [--fail-on-regression]"
+                             " [--report FILE]")
+    s.add_argument("action", nargs="*", help=argparse.SUPPRESS)
+    s.add_argument("--rel-tol", type=float, default=0.05, dest="rel_tol",
+                   help="compare: relative tolerance for values without a recorded standard error")
+    s.add_argument("--time-tol", type=float, default=0.25, dest="time_tol",
+                   help="compare: relative tolerance for speed (wall-clock) bars")
+    s.add_argument("--fail-on-regression", action="store_true", dest="fail_on_regression",
+                   help="compare: exit 1 when a bar regressed")
+    s.add_argument("--report", help="compare: also write FILE.md and FILE.json")
     s.add_argument("--domains", help="comma-separated domains (default: all installed)")
     s.add_argument("--preset", default="smoke", choices=["smoke", "small", "full"])
     s.add_argument("--out", default="benchmarks/results")
