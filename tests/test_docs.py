@@ -1,6 +1,7 @@
 """The docs are executed: the plugin guide's code runs, and every hook is documented."""
 
 import inspect
+import json
 import re
 import sys
 from pathlib import Path
@@ -41,6 +42,16 @@ def test_writing_a_plugin_guide_runs(tmp_path, monkeypatch):
         assert main(["train", "vec", "--preset", "smoke", "--out", str(tmp_path / "runs" / "vec")]) == 0
         assert main(["sample", str(tmp_path / "runs" / "vec"), "--n", "4", "--solver", "heun", "--nfe", "4"]) == 0
         assert (tmp_path / "runs" / "vec" / "samples" / "vectors.csv").exists()
+        assert main(["eval", str(tmp_path / "runs" / "vec"), "--n", "100"]) == 0  # the default evaluator
+        card = json.loads((tmp_path / "runs" / "vec" / "scorecard.json").read_text())
+        roles = [r["role"] for r in card["rows"]]
+        assert roles[:3] == ["floor", "baseline", "model"] and "model · euler NFE 1" in roles
+        assert [b["name"] for b in card["bars"]] == ["radius_error: model / Gaussian baseline"]
+        floor = card["rows"][0]["metrics"]["radius_error"]
+        assert 0 <= floor < card["rows"][1]["metrics"]["radius_error"]  # real vs real beats the Gaussian
+        assert main(["bench", "--domains", "vec", "--preset", "smoke", "--out", str(tmp_path / "bench")]) == 0
+        result = json.loads((tmp_path / "bench" / "vec.json").read_text())
+        assert result["bars"] and result["rows"][2]["role"] == "model"  # a real score card, not "bars 0/0"
     finally:
         sys.modules.pop(module, None)
         load_plugins(refresh=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .compare import RESULT_SCHEMA
+from .default_eval import default_benchmark, domain_metrics
 from .errors import UnknownNameError
 from .plugins import get_registry
 from .scorecard import ScoreCard, hardware, write_result
@@ -17,6 +18,9 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
     """Run each selected benchmark; write ``<out_dir>/<name>.json`` and ``.md``; return the JSON paths."""
     reg = get_registry()
     benches = reg.all("benchmark")
+    covered = {b.domain for b in benches}  # a domain without a benchmark gets the default one, if it can be scored
+    benches += [default_benchmark(d.name) for d in reg.all("domain")
+                if d.name not in covered and (d.evaluate is not None or domain_metrics(reg, d.name))]
     if domains:
         known = {b.domain for b in benches} | {b.name for b in benches}
         for d in domains:

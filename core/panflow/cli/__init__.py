@@ -180,17 +180,16 @@ def _sample(args) -> int:
 
 
 def _eval(args) -> int:
+    from ..default_eval import default_evaluate
     from ..run import load_run
     from ..scorecard import write_result
 
     run = load_run(args.run_dir, device=args.device or "auto")
-    if run.domain.evaluate is None:
-        raise PanflowError(f"domain '{run.domain.name}' has no evaluator")
     _positive(n=args.n)
     kw = {"seed": args.seed}
     if args.n is not None:
         kw["n"] = args.n
-    card = run.domain.evaluate(run, **kw)
+    card = (run.domain.evaluate or default_evaluate)(run, **kw)  # no evaluator: the one built from its metrics
     out = Path(args.out or args.run_dir)
     jp, mp = write_result(out, "scorecard", card.to_json(), card.to_markdown())
     print(card.to_markdown())
