@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,8 @@ from .plugins import get_registry
 from .scorecard import ScoreCard, hardware, write_result
 
 
-def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_dir: str | Path = "benchmarks/results",
-                   seed: int = 0, log=print) -> dict[str, Path]:
-    """Run each selected benchmark; write ``<out_dir>/<name>.json`` and ``.md``; return the JSON paths."""
+def select_benchmarks(domains: list[str] | None, preset: str) -> list:
+    """The benchmarks ``panflow bench`` would run (registered ones, then defaults for domains without)."""
     reg = get_registry()
     benches = reg.all("benchmark")
     covered = {b.domain for b in benches}  # a domain without a benchmark gets the default one, if it can be scored
@@ -29,6 +29,32 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
         benches = [b for b in benches if b.domain in domains or b.name in domains]
     if preset not in ("smoke", "small", "full"):
         raise UnknownNameError("preset", preset, ["smoke", "small", "full"])
+    return benches
+
+
+def plan(domains: list[str] | None, preset: str, out_dir: str | Path, history: str | Path = "benchmarks/results"):
+    """``(name, domain, estimated seconds or None, where the estimate comes from)`` per benchmark: the
+    wall time of the last recorded run of the same benchmark and preset (in ``out_dir`` or ``history``)."""
+    rows = []
+    for b in select_benchmarks(domains, preset):
+        est, src = None, "no recorded run of this preset"
+        for folder in dict.fromkeys([Path(out_dir), Path(history)]):
+            f = folder / f"{b.name}.json"
+            try:
+                d = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if d.get("preset") == preset and isinstance(d.get("wall_s"), (int, float)):
+                est, src = float(d["wall_s"]), f"{f} ({(d.get('hardware') or {}).get('cpu_threads', '?')} threads)"
+                break
+        rows.append((b.name, b.domain, est, src))
+    return rows
+
+
+def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_dir: str | Path = "benchmarks/results",
+                   seed: int = 0, log=print) -> dict[str, Path]:
+    """Run each selected benchmark; write ``<out_dir>/<name>.json`` and ``.md``; return the JSON paths."""
+    benches = select_benchmarks(domains, preset)
     written: dict[str, Path] = {}
     for b in benches:
         log(f"[bench] {b.name} ({b.domain}, preset={preset}) ...")

@@ -100,3 +100,14 @@ def test_identical_benchmark_rerun_passes_from_the_cli(tmp_path, capsys):
     (tmp_path / "b" / "toy2d.json").write_text(json.dumps(bad))
     assert main(["bench", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--fail-on-regression"]) == 1
     assert main(["bench", "frobnicate"]) == 2
+
+
+def test_dry_run_estimates_from_the_last_recorded_run(tmp_path, capsys):
+    (tmp_path / "toy2d.json").write_text(json.dumps({"benchmark": "toy2d", "preset": "smoke", "wall_s": 90.0,
+                                                     "hardware": {"cpu_threads": 2}}))
+    assert main(["bench", "--domains", "toy2d", "--preset", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "~1.5 min" in out and "nothing was run" in out
+    assert not (tmp_path / "toy2d.md").exists()
+    assert main(["bench", "--domains", "toy2d", "--preset", "full", "--out", str(tmp_path), "--dry-run"]) == 0
+    assert "no recorded run" in capsys.readouterr().out

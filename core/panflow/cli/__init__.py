@@ -203,6 +203,17 @@ def _bench(args) -> int:
     if args.action:
         return _bench_compare(args)
     domains = [d.strip() for d in args.domains.split(",")] if args.domains else None
+    if args.dry_run:
+        from ..bench import plan
+
+        rows = plan(domains, args.preset, args.out)
+        known = [r[2] for r in rows if r[2] is not None]
+        for name, dom, est, src in rows:
+            print(f"{name:12s} ({dom}, preset {args.preset}): " + (f"~{est / 60:.1f} min, from {src}" if est is not None
+                                                                  else src))
+        total = f"~{sum(known) / 60:.1f} min" + ("" if len(known) == len(rows) else " for those with a recorded run")
+        print(f"{len(rows)} benchmark(s), estimated {total}; nothing was run (--dry-run)")
+        return 0
     run_benchmarks(domains, args.preset, args.out, args.seed, log=lambda m: print(m, flush=True))
     return 0
 
@@ -292,10 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_encode)
 
     s = sub.add_parser("bench", help="run the installed domains' benchmarks, or compare two result sets",
-                       usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S]\n"
+                       usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S] [--dry-run]\n"
                              "       panflow bench compare OLD NEW [--rel-tol R] [--time-tol R] [--fail-on-regression]"
                              " [--report FILE]")
     s.add_argument("action", nargs="*", help=argparse.SUPPRESS)
+    s.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="print the benchmarks and their estimated time (from recorded runs), run nothing")
     s.add_argument("--rel-tol", type=float, default=0.05, dest="rel_tol",
                    help="compare: relative tolerance for values without a recorded standard error")
     s.add_argument("--time-tol", type=float, default=0.25, dest="time_tol",
