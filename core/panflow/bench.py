@@ -12,6 +12,7 @@ from .default_eval import default_benchmark, domain_metrics
 from .errors import UnknownNameError
 from .plugins import get_registry
 from .scorecard import ScoreCard, hardware, write_result
+from .summary import write_summary
 
 
 def select_benchmarks(domains: list[str] | None, preset: str) -> list:
@@ -76,4 +77,11 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
         log(f"[bench] {b.name}: {wall:.1f} s, bars {len(card.bars) - len(failed)}/{len(card.bars)} passed"
             + (f" (failed: {', '.join(failed)})" if failed else "") + f" -> {jp}")
         written[b.name] = jp
+    if written:
+        log(f"[bench] summary -> {write_summary(out_dir, headlines())}")
     return written
+
+
+def headlines() -> dict[str, tuple[str, ...]]:
+    """Each installed benchmark's declared headline (``Benchmark.headline``)."""
+    return {b.name: tuple(b.headline) for b in get_registry().all("benchmark") if b.headline}

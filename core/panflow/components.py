@@ -400,3 +400,4 @@ class Benchmark:
     description: str = ""
     presets: tuple[str, ...] = ("smoke", "small", "full")
     plugin: str = ""
+    headline: tuple[str, ...] = ()  # (metric, section): the number summary.md shows for this benchmark

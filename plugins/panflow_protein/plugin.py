@@ -92,7 +92,8 @@ class ProteinPlugin:
         registry.add_metric(Metric("sse", "protein", _metric("sse"),
                                    description="helix/strand/coil fraction errors (biotite P-SEA)"))
         registry.add_benchmark(Benchmark("protein", "protein", lazy("panflow_protein.benchmark:run_benchmark"),
-                                         "backbones, motif scaffolds and an NMR ensemble vs random walk and real floors"))
+                                         "backbones, motif scaffolds and an NMR ensemble vs random walk and real floors",
+                                         headline=("bond_valid",)))
 
 
 plugin = ProteinPlugin()

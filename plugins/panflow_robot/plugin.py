@@ -85,7 +85,8 @@ class RobotPlugin:
                                        description="adaLN transformer over action steps (core AdaLNBlock)", **per_step))
         registry.add_metric(Metric("chunk_mse", "robot", _chunk_error, description="paired chunk MSE (raw units)"))
         registry.add_benchmark(Benchmark("robot", "robot", lazy("panflow_robot.benchmark:run_benchmark"),
-                                         "closed-loop flow policy vs MSE baseline vs expert; NFE sweep; overlap jerk"))
+                                         "closed-loop flow policy vs MSE baseline vs expert; NFE sweep; overlap jerk",
+                                         headline=("success",)))
         if _has("gymnasium") and _has("mujoco"):
             registry.add_dataset(Dataset("reacher", "robot", lazy("panflow_robot.reacher:load_reacher"),
                                          "MuJoCo Reacher-v5 (gymnasium) with an elbow-up/elbow-down expert"))

@@ -85,7 +85,7 @@ class TextPlugin:
         registry.add_metric(Metric("unigram", "text", lazy("panflow_text.metrics:unigram_metrics"),
                                    description="unigram entropy and 2-gram JSD"))
         registry.add_benchmark(Benchmark("text", "text", lazy("panflow_text.benchmark:run_benchmark"),
-                                         "masked diffusion vs autoregressive baseline"))
+                                         "masked diffusion vs autoregressive baseline", headline=("judge_ppl",)))
 
 
 plugin = TextPlugin()

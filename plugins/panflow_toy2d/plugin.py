@@ -69,7 +69,7 @@ class Toy2DPlugin:
                                        consumes=lambda cond, spec: True, per_element_time=True))
         registry.add_metric(Metric("w2", "toy2d", _w2, description="exact 2-Wasserstein (EMD)"))
         registry.add_benchmark(Benchmark("toy2d", "toy2d", lazy("panflow_toy2d.benchmark:run_benchmark"),
-                                         "solvers x NFE on 4 toy densities; Trainer vs bare loop"))
+                                         "solvers x NFE on 4 toy densities; Trainer vs bare loop", headline=("w2", "8gaussians")))
 
 
 plugin = Toy2DPlugin()

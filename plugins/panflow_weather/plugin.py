@@ -72,7 +72,8 @@ class WeatherPlugin:
         registry.add_metric(Metric("weather_scores", "weather", lazy("panflow_weather.metrics:sample_scores"),
                                    description="latitude-weighted RMSE and MAE of generated vs real next states"))
         registry.add_benchmark(Benchmark("weather", "weather", lazy("panflow_weather.benchmark:run_benchmark"),
-                                         "GenCast-style ensembles vs persistence, climatology, MSE model, oracle"))
+                                         "GenCast-style ensembles vs persistence, climatology, MSE model, oracle",
+                                         headline=("z500.crps", "24h")))
 
 
 plugin = WeatherPlugin()

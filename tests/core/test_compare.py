@@ -111,3 +111,19 @@ def test_dry_run_estimates_from_the_last_recorded_run(tmp_path, capsys):
     assert not (tmp_path / "toy2d.md").exists()
     assert main(["bench", "--domains", "toy2d", "--preset", "full", "--out", str(tmp_path), "--dry-run"]) == 0
     assert "no recorded run" in capsys.readouterr().out
+
+
+def test_summary_picks_the_headline_rows_of_each_benchmark(tmp_path, capsys):
+    from panflow.summary import summary_rows
+
+    res = {"benchmark": "b", "preset": "small", "wall_s": 120.0, "bars": [{"passed": True}, {"passed": False}],
+           "rows": [{"role": "floor · 6h", "metrics": {"crps": 1.0}}, {"role": "floor · 24h", "metrics": {"crps": 2.0}},
+                    {"role": "baseline · persistence · 24h", "metrics": {"crps": 5.0}},
+                    {"role": "model · 24h", "metrics": {"crps": 2.5}}, {"role": "ceiling · 24h", "metrics": {"crps": 2.2}}]}
+    (row,) = summary_rows({"b": res}, {"b": ("crps", "24h")})
+    assert (row["floor"], row["baseline"], row["model"], row["oracle"], row["bars"]) == (2.0, 5.0, 2.5, 2.2, "1/2")
+    (row,) = summary_rows({"b": res}, {})  # no headline declared: bars and time only
+    assert row["model"] is None and row["headline"] == "–"
+    (tmp_path / "b.json").write_text(json.dumps(res))
+    assert main(["bench", "summary", str(tmp_path)]) == 0
+    assert "| b | small |" in (tmp_path / "summary.md").read_text()

@@ -221,9 +221,17 @@ def _bench(args) -> int:
 def _bench_compare(args) -> int:
     from ..compare import compare, load_results
 
+    if args.action[0] == "summary" and len(args.action) <= 2:
+        from ..bench import headlines
+        from ..summary import write_summary
+
+        path = write_summary(args.action[1] if len(args.action) == 2 else args.out, headlines())
+        print(path.read_text(), end="")
+        print(f"summary -> {path}")
+        return 0
     if args.action[0] != "compare" or len(args.action) != 3:
-        raise ConfigError(f"unknown bench action {' '.join(args.action)!r}: use 'panflow bench [--domains ...]' or "
-                          "'panflow bench compare OLD NEW'")
+        raise ConfigError(f"unknown bench action {' '.join(args.action)!r}: use 'panflow bench [--domains ...]', "
+                          "'panflow bench compare OLD NEW' or 'panflow bench summary [DIR]'")
     cmp = compare(load_results(args.action[1]), load_results(args.action[2]), rel_tol=args.rel_tol,
                   time_tol=args.time_tol)
     md = cmp.to_markdown()
@@ -305,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="run the installed domains' benchmarks, or compare two result sets",
                        usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S] [--dry-run]\n"
                              "       panflow bench compare OLD NEW [--rel-tol R] [--time-tol R] [--fail-on-regression]"
-                             " [--report FILE]")
+                             " [--report FILE]\n       panflow bench summary [DIR]")
     s.add_argument("action", nargs="*", help=argparse.SUPPRESS)
     s.add_argument("--dry-run", action="store_true", dest="dry_run",
                    help="print the benchmarks and their estimated time (from recorded runs), run nothing")
