@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 from .compare import RESULT_SCHEMA
 from .default_eval import default_benchmark, domain_metrics
-from .errors import UnknownNameError
+from .errors import DataError, PanflowError, UnknownNameError
 from .plugins import get_registry
 from .scorecard import ScoreCard, hardware, write_result
 from .summary import write_summary
@@ -33,19 +34,25 @@ def select_benchmarks(domains: list[str] | None, preset: str) -> list:
     return benches
 
 
-def plan(domains: list[str] | None, preset: str, out_dir: str | Path, history: str | Path = "benchmarks/results"):
+SOURCE_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"  # a source checkout's results
+
+
+def plan(domains: list[str] | None, preset: str, out_dir: str | Path, history: str | Path | None = None):
     """``(name, domain, estimated seconds or None, where the estimate comes from)`` per benchmark: the
-    wall time of the last recorded run of the same benchmark and preset (in ``out_dir`` or ``history``)."""
+    wall time of the last recorded run of the same benchmark and preset, looked up in ``out_dir``,
+    ``history``, ``./benchmarks/results`` and the source checkout's committed results."""
     rows = []
+    folders = [Path(out_dir), *([Path(history)] if history else []), Path("benchmarks/results"), SOURCE_RESULTS]
     for b in select_benchmarks(domains, preset):
         est, src = None, "no recorded run of this preset"
-        for folder in dict.fromkeys([Path(out_dir), Path(history)]):
+        for folder in dict.fromkeys(p.resolve() for p in folders):
             f = folder / f"{b.name}.json"
             try:
                 d = json.loads(f.read_text())
             except (OSError, ValueError):
                 continue
-            if d.get("preset") == preset and isinstance(d.get("wall_s"), (int, float)):
+            wall = d.get("wall_s") if isinstance(d, dict) else None
+            if isinstance(wall, (int, float)) and math.isfinite(wall) and d.get("preset") == preset:
                 est, src = float(d["wall_s"]), f"{f} ({(d.get('hardware') or {}).get('cpu_threads', '?')} threads)"
                 break
         rows.append((b.name, b.domain, est, src))
@@ -57,10 +64,16 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
     """Run each selected benchmark; write ``<out_dir>/<name>.json`` and ``.md``; return the JSON paths."""
     benches = select_benchmarks(domains, preset)
     written: dict[str, Path] = {}
+    errors: list[str] = []
     for b in benches:
         log(f"[bench] {b.name} ({b.domain}, preset={preset}) ...")
         t0 = time.perf_counter()
-        card: ScoreCard = b.run(preset=preset, out_dir=Path(out_dir), seed=seed)
+        try:
+            card: ScoreCard = b.run(preset=preset, out_dir=Path(out_dir), seed=seed)
+        except Exception as exc:  # one broken benchmark must not cost the others their run
+            errors.append(f"{b.name}: {type(exc).__name__}: {exc}")
+            log(f"[bench] {b.name}: FAILED after {time.perf_counter() - t0:.1f} s: {type(exc).__name__}: {exc}")
+            continue
         wall = time.perf_counter() - t0
         command = f"panflow bench --domains {b.domain} --preset {preset} --out {out_dir}"
         result: dict[str, Any] = {"schema": RESULT_SCHEMA, "benchmark": b.name, "plugin": b.plugin, "preset": preset,
@@ -78,7 +91,13 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
             + (f" (failed: {', '.join(failed)})" if failed else "") + f" -> {jp}")
         written[b.name] = jp
     if written:
-        log(f"[bench] summary -> {write_summary(out_dir, headlines())}")
+        try:
+            log(f"[bench] summary -> {write_summary(out_dir, headlines())}")
+        except DataError as exc:  # another tool's JSON in the folder must not fail the run
+            log(f"[bench] no summary.md: {exc}")
+    if errors:
+        raise PanflowError(f"{len(errors)} of {len(benches)} benchmark(s) failed (the others were written): "
+                           + "; ".join(errors))
     return written
 
 

@@ -25,6 +25,7 @@ import torch
 
 from .components import Benchmark, Metric, Samples
 from .errors import PanflowError
+from .known import expand_known
 from .registry import Registry
 from .scorecard import Row, ScoreCard, bar
 from .streaming import draw_subset, heldout
@@ -39,7 +40,8 @@ def domain_metrics(registry: Registry, domain: str) -> list[Metric]:
 
 
 def gaussian_baseline(train: Samples, n: int, seed: int) -> Samples:
-    """``n`` draws of a Gaussian fitted to ``train.x`` (float data), shaped like it."""
+    """``n`` draws of a Gaussian fitted to ``train.x`` (float data), shaped like it. Padding
+    (``mask``) is fitted like data: a padded domain should bring its own baseline."""
     x = train.x
     if not x.is_floating_point():
         raise PanflowError("the default Gaussian baseline needs float data; register an evaluator for this domain")
@@ -48,7 +50,8 @@ def gaussian_baseline(train: Samples, n: int, seed: int) -> Samples:
     g = torch.Generator().manual_seed(seed + 17)
     z = torch.randn(n, flat.shape[1], generator=g, dtype=torch.float64)
     if flat.shape[1] <= FULL_COV_MAX and len(flat) > flat.shape[1]:
-        cov = torch.cov(flat.T) + 1e-6 * torch.eye(flat.shape[1], dtype=torch.float64)
+        cov = torch.cov(flat.T)
+        cov = cov + 1e-6 * float(cov.diagonal().mean()) * torch.eye(flat.shape[1], dtype=torch.float64)
         draw = mu + z @ torch.linalg.cholesky(cov).T
     else:
         draw = mu + z * flat.std(0)
@@ -84,8 +87,17 @@ def default_evaluate(run: Any, n: int | None = None, seed: int = 0, registry: Re
     owner: dict[str, Metric] = {}
     floor = _score(metrics, real, ref, seed, owner)
     card.rows.append(Row("floor", floor, {"n": n, "seed": seed, "what": "held-out vs training split"}))
-    base = _score(metrics, real, gaussian_baseline(draw_subset(data.train, 20_000, seed + 2), n, seed), seed)
-    card.rows.append(Row("baseline", base, {"n": n, "seed": seed, "what": "Gaussian fitted to the training split"}))
+    base = None
+    if real.x.is_floating_point():
+        draw = gaussian_baseline(draw_subset(data.train, 20_000, seed + 2), n, seed)
+        if real.known is not None:  # the baseline gets the given elements too, as the model does
+            draw = torch.where(expand_known(real.known, draw.x), real.x, draw.x)
+            draw = Samples(draw)
+        base = _score(metrics, real, Samples(draw.x, cond=dict(real.cond)), seed)
+        card.rows.append(Row("baseline", base, {"n": n, "seed": seed, "what": "Gaussian fitted to the training split"}))
+    else:
+        card.notes.append("No baseline row: the default Gaussian baseline needs float data; register an evaluator "
+                          "with a baseline for this domain's data.")
     kw = {"cond": dict(real.cond)}
     if real.known is not None:
         kw.update(known=real.known, x_known=real.x)
@@ -101,10 +113,15 @@ def default_evaluate(run: Any, n: int | None = None, seed: int = 0, registry: Re
             card.rows.append(Row(f"model · euler NFE {k}", _score(metrics, real, g, seed),
                                  {"n": n, "seed": seed, "solver": "euler", "nfe": s["nfe"]}))
     for key, m in owner.items():
-        if key in base and key in model and base[key] != 0:
-            op = ">" if m.higher_is_better else "<"
-            card.bars.append(bar(f"{key}: model / Gaussian baseline", model[key] / base[key], op, 1.0,
-                                 f"model {model[key]:.4g}, baseline {base[key]:.4g}, floor {floor[key]:.4g}"))
+        if base is None or key not in base or key not in model:
+            continue
+        b, v = base[key], model[key]
+        op = ">" if m.higher_is_better else "<"
+        detail = f"model {v:.4g}, baseline {b:.4g}, floor {floor[key]:.4g}"
+        if b > 0 and v >= 0:  # a ratio reads well for positive quantities
+            card.bars.append(bar(f"{key}: model / Gaussian baseline", v / b, op, 1.0, detail))
+        else:  # signs make a ratio's direction ambiguous (log-likelihoods): the difference instead
+            card.bars.append(bar(f"{key}: model − Gaussian baseline", v - b, op, 0.0, detail))
     card.notes.append(f"Default evaluator (panflow.default_eval): metrics {', '.join(m.name for m in metrics)}; "
                       f"N = {n} held-out samples, seed {seed}. Bars are model / baseline ratios.")
     return card

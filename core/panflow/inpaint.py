@@ -10,8 +10,10 @@ Every method returns samples whose known elements equal their given values exact
 - ``repaint``: training-free with resampling (Lugmayr et al., "RePaint", CVPR 2022, adapted here to an
   ODE flow): each step is taken ``resample`` times; between takes the state is sent back to the
   step's start time through the forward kernel of the path (fresh noise) and the known elements are
-  re-drawn from ``q(x_s | x_known)``. Costs ``resample``× the NFE (reported); the extra passes let
-  the generated part adjust to the known one, which shrinks replacement's bias.
+  re-drawn from ``q(x_s | x_known)``. Costs ``resample``× the NFE (reported; the takes of the first
+  step, which starts from pure noise, are redundant but kept so every step costs the same). The
+  extra passes let the generated part adjust to the known one, which shrinks replacement's bias;
+  the large-R limit still carries the grid's discretisation error, so R and the NFE both matter.
 
 A plugin adds a method with :func:`register_inpaint_method`.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError, PanflowError, UnknownNameError
+from .errors import ConfigError, PanflowError, UnknownNameError, check_finite
 from .paths import AffinePath
 from .sampling import SampleOptions, SampleResult
 from .solvers import FIXED_STEP_COST, get_solver, step, steps_for_nfe, time_grid
@@ -124,14 +126,17 @@ class RePaint(InpaintMethod):
 
         a0, s0, _, _ = p.path.coefficients(grid[:1], p.x0[:1])
         x = torch.where(p.hold, a0 * p.x_known + s0 * p.x0, p.x0)
+        takes = 0
         for i in range(steps):
             t, h = grid[i], grid[i + 1] - grid[i]
             for j in range(r):
                 x_next = step(field, method, x, t, h)
+                takes += 1
                 if j < r - 1:  # back to t through the forward kernel, known part re-drawn at t
                     x = torch.where(p.hold, known_at(t), renoise(p.path, x_next, grid[i + 1], t, p.generator))
             x = x_next if i == steps - 1 else torch.where(p.hold, known_at(grid[i + 1]), x_next)
-        return SampleResult(torch.where(p.hold, p.x_known, x), evals[0], steps * r, f"repaint-{method}")
+        check_finite(x, f"the repaint-{method} sample")
+        return SampleResult(torch.where(p.hold, p.x_known, x), evals[0], takes, f"repaint-{method}")
 
 
 INPAINT_METHODS: dict[str, InpaintMethod] = {m.name: m for m in (Trained(), Replacement(), RePaint())}

@@ -27,10 +27,20 @@ def test_bar_direction_and_tolerance_decide_a_regression():
     assert any(c.what == "row: model / w2" and not c.regression for c in worse.moved)  # rows: moved, not judged
     better = compare({"b": _result(1.9, False, 0.5)}, {"b": _result(1.2, True, 0.3)})
     assert not better.regressions and better.moved[0].note == "now passes"
-    noise = compare({"b": _result(1.49, True, 0.3)}, {"b": _result(1.51, False, 0.3)})  # 1.3 %: within 5 %
-    assert not noise.regressions and any("within noise" in w for w in noise.warnings)
-    slow = compare({"b": _result(1.0, True, 0.3, "speed")}, {"b": _result(1.2, True, 0.3, "speed")})
-    assert not slow.regressions  # a 20 % wall-clock wobble is inside the speed tolerance
+    flip = compare({"b": _result(1.49, True, 0.3)}, {"b": _result(1.51, False, 0.3)})  # seeded quality: a flip counts
+    assert flip.regressions and flip.failed
+    slow = compare({"b": _result(1.4, True, 0.3, "speed")}, {"b": _result(1.6, False, 0.3, "speed")})
+    assert not slow.regressions and any("speed tolerance" in w for w in slow.warnings)  # wall-clock wobble
+    nan = compare({"b": _result(1.2, True, 0.3)}, {"b": _result(float("nan"), False, float("nan"))})
+    assert nan.regressions and "now" in nan.regressions[0].note  # a diverged run is not skipped
+    gone = compare({"b": _result(1.2, True, 0.3), "c": _result(1.0, True, 0.1)}, {"b": {**_result(1.2, True, 0.3),
+                                                                                      "bars": []}})
+    assert not gone.regressions and gone.failed and len(gone.missing) == 2  # a lost bar and a lost benchmark
+    small = compare({"b": {**_result(0.0, True, 0.3), "bars": [{"name": "x", "value": 0.0, "target": "<= 0.01",
+                                                                "passed": True}]}},
+                    {"b": {**_result(0.0, True, 0.3), "bars": [{"name": "x", "value": 1e-4, "target": "<= 0.01",
+                                                                "passed": True}]}})
+    assert not small.regressions  # the tolerance scales with the limit, not only with values near 0
 
 
 def test_old_schema_results_load_and_newer_ones_are_refused(tmp_path):
@@ -41,6 +51,12 @@ def test_old_schema_results_load_and_newer_ones_are_refused(tmp_path):
     new.write_text(json.dumps(_result(1.0, True, 0.3, schema=RESULT_SCHEMA + 1)))
     with pytest.raises(DataError, match="newer"):
         load_results(new)
+    dup = tmp_path / "dup"
+    dup.mkdir()
+    for n in ("a", "b"):
+        (dup / f"{n}.json").write_text(json.dumps(_result(1.0, True, 0.3)))
+    with pytest.raises(DataError, match="second result"):
+        load_results(dup)
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(DataError, match="bad.json"):
         load_results(tmp_path)
@@ -116,7 +132,7 @@ def test_dry_run_estimates_from_the_last_recorded_run(tmp_path, capsys):
 def test_summary_picks_the_headline_rows_of_each_benchmark(tmp_path, capsys):
     from panflow.summary import summary_rows
 
-    res = {"benchmark": "b", "preset": "small", "wall_s": 120.0, "bars": [{"passed": True}, {"passed": False}],
+    res = {"benchmark": "b", "preset": "small", "wall_s": 120.0, "bars": [{"name": "p", "passed": True}, {"name": "q", "passed": False}],
            "rows": [{"role": "floor · 6h", "metrics": {"crps": 1.0}}, {"role": "floor · 24h", "metrics": {"crps": 2.0}},
                     {"role": "baseline · persistence · 24h", "metrics": {"crps": 5.0}},
                     {"role": "model · 24h", "metrics": {"crps": 2.5}}, {"role": "ceiling · 24h", "metrics": {"crps": 2.2}}]}

@@ -211,7 +211,8 @@ def _bench(args) -> int:
         for name, dom, est, src in rows:
             print(f"{name:12s} ({dom}, preset {args.preset}): " + (f"~{est / 60:.1f} min, from {src}" if est is not None
                                                                   else src))
-        total = f"~{sum(known) / 60:.1f} min" + ("" if len(known) == len(rows) else " for those with a recorded run")
+        total = ("unknown (no recorded runs)" if not known else f"~{sum(known) / 60:.1f} min"
+                 + ("" if len(known) == len(rows) else f" for the {len(known)} with a recorded run"))
         print(f"{len(rows)} benchmark(s), estimated {total}; nothing was run (--dry-run)")
         return 0
     run_benchmarks(domains, args.preset, args.out, args.seed, log=lambda m: print(m, flush=True))
@@ -239,7 +240,7 @@ def _bench_compare(args) -> int:
     if args.report:
         Path(args.report).with_suffix(".md").write_text(md)
         Path(args.report).with_suffix(".json").write_text(json.dumps(cmp.to_json(), indent=2) + "\n")
-    return 1 if args.fail_on_regression and cmp.regressions else 0
+    return 1 if args.fail_on_regression and cmp.failed else 0
 
 
 def _encode(args) -> int:
