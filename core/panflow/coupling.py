@@ -17,6 +17,7 @@ contexts, known parts with their values) admit no such groups and are refused (`
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,8 +245,16 @@ def couple_objective(objective: Any, name: str, options: dict | None = None) -> 
     from .objective import FlowObjective
 
     coupling = get_coupling(name)
+    options = dict(options or {})
     if coupling.pair is None:
+        if options:
+            raise ConfigError(f"flow.coupling_options {sorted(options)} given, but coupling '{name}' takes no options")
         return objective
+    known = list(inspect.signature(coupling.pair).parameters)[3:]
+    for key in options:
+        if key not in known:
+            raise ConfigError(str(UnknownNameError(f"config key (for coupling '{name}')", f"flow.coupling_options.{key}",
+                                                   [f"flow.coupling_options.{k}" for k in known])))
     if not isinstance(objective, FlowObjective):
         raise ConfigError(f"flow.coupling = '{name}' pairs Gaussian noise with data; objective "
                           f"'{getattr(objective, 'kind', type(objective).__name__)}' draws no such noise")

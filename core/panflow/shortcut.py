@@ -73,6 +73,13 @@ class ShortcutObjective(FlowObjective):
         k = torch.as_tensor(level, device=like.device).to(like.dtype)
         return (k.expand(n) / self.levels).reshape(n, 1)
 
+    def with_step(self, cond: dict[str, torch.Tensor], level: torch.Tensor | int, like: torch.Tensor) -> dict:
+        """``cond`` plus the step condition; its ``.null`` flag (never set) keeps a backbone's learned
+        null in the graph, so DDP sees every parameter used."""
+        n = like.shape[0]
+        return {**cond, STEP: self.step_value(level, n, like),
+                STEP + ".null": torch.zeros(n, dtype=torch.bool, device=like.device)}
+
     # -- training ------------------------------------------------------------------------
     def draw(self, n: int, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         rand = super().draw(n, x, generator)
@@ -100,15 +107,14 @@ class ShortcutObjective(FlowObjective):
         idx = sc.nonzero().squeeze(1)
         if idx.numel():
             with torch.no_grad():
-                sub = {key: v[idx] for key, v in cond.items()}
-                sub[STEP] = self.step_value(k[idx] + 1, idx.numel(), x1)
+                sub = self.with_step({key: v[idx] for key, v in cond.items()}, k[idx] + 1, x_t[idx])
                 half = (d[idx] / 2).reshape(-1, *([1] * (x1.dim() - 1)))
                 xs, ts = x_t[idx], t[idx]
                 v1 = model(xs, self.model_time(ts, None, idx.numel()), sub)
                 v2 = model(xs + half * v1, self.model_time(ts + d[idx] / 2, None, idx.numel()), sub)
                 target = target.clone()
                 target[idx] = ((v1 + v2) / 2).to(target.dtype)
-        out = model(x_t, t_in, {**cond, STEP: self.step_value(k, n, x1)})
+        out = model(x_t, t_in, self.with_step(cond, k, x_t))
         return masked_mean((out.float() - target.float()) ** 2, batch.mask)
 
     # -- sampling --------------------------------------------------------------------------
@@ -118,7 +124,7 @@ class ShortcutObjective(FlowObjective):
         def fn(x, t, cond):
             if STEP in cond:
                 raise DataError("condition 'step' is set by the shortcut sampler from the NFE; do not pass it")
-            return model(x, t, {**cond, STEP: self.step_value(self.level, x.shape[0], x)})
+            return model(x, t, self.with_step(cond, self.level, x))
 
         return fn
 

@@ -87,6 +87,11 @@ def test_coupling_refuses_what_it_cannot_honour():
         couple_objective(MaskedObjective(8), "ot")
     with pytest.raises(ConfigError, match="Did you mean 'ot'"):
         get_coupling("ott")
+    with pytest.raises(ConfigError, match="Did you mean 'flow.coupling_options.iters'"):
+        couple_objective(FlowObjective(), "ot", {"iter": 5})
+    with pytest.raises(ConfigError, match="takes no options"):
+        couple_objective(FlowObjective(), "independent", {"eps": 0.1})
+    assert couple_objective(FlowObjective(), "ot-exact", {"tol": 1e-4}).options == {"tol": 1e-4}
     plain = FlowObjective()
     assert couple_objective(plain, "independent") is plain
     assert {"independent", "ot", "ot-exact"} <= set(COUPLINGS)
@@ -196,3 +201,25 @@ def test_cli_shortcut_round_trip(tmp_path, capsys):
     assert main(["train", "toy2d", "--preset", "smoke", "--out", str(tmp_path / "bad"), "--set",
                  "flow.objective=shortcut", "--set", "flow.objective_options.max_step=4"]) == 2
     assert "Did you mean 'flow.objective_options.max_steps'" in capsys.readouterr().err
+
+
+def test_shortcut_with_labels_trains_and_guides():
+    """Labels keep their dropout and guidance; the step condition never drops and is never guided."""
+    from panflow import DataSpec
+    from panflow.shortcut import shortcut_spec
+    from panflow_toy2d.backbones import build_mlp
+
+    label = ConditionSpec("label", "label", num_classes=3, dropout=0.2)
+    spec = shortcut_spec(DataSpec("continuous", (2,), conditions=(label,)))
+    assert [c.name for c in spec.conditions] == ["label", STEP]
+    obj = ShortcutObjective(conditions=(label,), max_steps=4)
+    model = build_mlp(spec, width=32, depth=2)
+    y = torch.arange(64) % 3
+    batch = Samples(torch.randn(64, 2) + y[:, None].float(), y)
+    loss = obj.loss(model, batch, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+    res = obj.generate(model, (6, 2), SampleOptions("euler", nfe=2, guidance=2.0), cond={"label": y[:6]})
+    assert res.nfe == 2 and res.x.shape == (6, 2) and torch.isfinite(res.x).all()
+    with pytest.raises(Exception, match="unknown condition .step."):  # users never pass it
+        obj.generate(model, (6, 2), SampleOptions("euler", nfe=2), cond={"label": y[:6], STEP: torch.zeros(6, 1)})
