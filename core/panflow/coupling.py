@@ -138,6 +138,7 @@ class Coupling:
     name: str
     pair: Callable[..., torch.Tensor] | None
     description: str = ""
+    noise_key: str = ""  # set: no pairing; each sample brings its noise as ``cond[noise_key]`` (reflow pairs)
 
 
 COUPLINGS: dict[str, Coupling] = {
@@ -145,6 +146,8 @@ COUPLINGS: dict[str, Coupling] = {
     "ot": Coupling("ot", ot_pairing, "minibatch OT within each condition group: Sinkhorn plan, greedy rounding"),
     "ot-exact": Coupling("ot-exact", exact_ot_pairing, "minibatch OT within each condition group: auction, "
                          "total cost within tol x mean cost per pair of the optimum"),
+    "reflow": Coupling("reflow", None, "each sample with the noise it was generated from (panflow reflow pairs, "
+                       "data.cache)", noise_key="reflow_noise"),
 }
 
 
@@ -183,11 +186,13 @@ class CoupledObjective:
     def __init__(self, inner: Any, coupling: Coupling, options: dict | None = None):
         self.inner, self.coupling, self.options = inner, coupling, dict(options or {})
         bad = [c.name for c in inner.conditions if c.kind != "label"]
+        if coupling.noise_key:
+            bad = []  # given pairs were made per condition: nothing to group
         if bad:
             raise ConfigError(f"flow.coupling = '{coupling.name}' pairs noise with data only within groups of identical "
                               f"conditions; tensor condition(s) {bad} are continuous and form no groups (not supported; "
                               "use flow.coupling = 'independent')")
-        if getattr(getattr(inner, "known", None), "name", "none") != "none":
+        if getattr(getattr(inner, "known", None), "name", "none") != "none" and not coupling.noise_key:
             raise ConfigError(f"flow.coupling = '{coupling.name}' cannot pair within known parts: their values are a "
                               "continuous context (set flow.known = 'none' or flow.coupling = 'independent')")
         self._seconds, self._calls, self._groups = 0.0, 0, 0
@@ -205,6 +210,16 @@ class CoupledObjective:
         t0 = time.perf_counter()
         x0, x1 = rand["x0"], batch.x
         n = x1.shape[0]
+        if self.coupling.noise_key:
+            given = batch.cond.get(self.coupling.noise_key)
+            if given is None or given.shape != x0.shape:
+                raise DataError(f"flow.coupling = '{self.coupling.name}' needs each sample's noise as "
+                                f"cond['{self.coupling.noise_key}'] shaped {list(x0.shape)} (got "
+                                f"{None if given is None else list(given.shape)}); make the pairs with panflow reflow "
+                                "and train with data.cache = that directory")
+            self._seconds += time.perf_counter() - t0
+            self._calls += 1
+            return given.to(x0.dtype)
         seen = self.inner.train_cond(batch.cond, rand["drop"])
         names = [c.name for c in self.inner.conditions]
         gid = group_ids(seen, names, n, x1.device)
@@ -232,7 +247,9 @@ class CoupledObjective:
 
     def train_stats(self, steps: int) -> dict[str, float]:
         """Seconds of pairing per optimizer step and groups per batch since the last call (then reset)."""
-        out = {"coupling_s": self._seconds / max(steps, 1), "coupling_groups": self._groups / max(self._calls, 1)}
+        out = {"coupling_s": self._seconds / max(steps, 1)}
+        if not self.coupling.noise_key:
+            out["coupling_groups"] = self._groups / max(self._calls, 1)
         self._seconds, self._calls, self._groups = 0.0, 0, 0
         return out
 
@@ -246,11 +263,11 @@ def couple_objective(objective: Any, name: str, options: dict | None = None) -> 
 
     coupling = get_coupling(name)
     options = dict(options or {})
-    if coupling.pair is None:
+    if coupling.pair is None and not coupling.noise_key:
         if options:
             raise ConfigError(f"flow.coupling_options {sorted(options)} given, but coupling '{name}' takes no options")
         return objective
-    known = list(inspect.signature(coupling.pair).parameters)[3:]
+    known = list(inspect.signature(coupling.pair).parameters)[3:] if coupling.pair is not None else []
     for key in options:
         if key not in known:
             raise ConfigError(str(UnknownNameError(f"config key (for coupling '{name}')", f"flow.coupling_options.{key}",

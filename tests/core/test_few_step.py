@@ -182,6 +182,7 @@ def test_shortcut_refuses_paths_it_cannot_step():
         ShortcutObjective(max_steps=12)
 
 
+@pytest.mark.slow
 def test_cli_shortcut_round_trip(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "toy2d", "--preset", "smoke", "--out", str(run), "--set", "flow.objective=shortcut",
@@ -223,3 +224,34 @@ def test_shortcut_with_labels_trains_and_guides():
     assert res.nfe == 2 and res.x.shape == (6, 2) and torch.isfinite(res.x).all()
     with pytest.raises(Exception, match="unknown condition .step."):  # users never pass it
         obj.generate(model, (6, 2), SampleOptions("euler", nfe=2), cond={"label": y[:6], STEP: torch.zeros(6, 1)})
+
+
+@pytest.mark.slow
+def test_reflow_pairs_are_the_models_own_and_train_a_2_rectified_flow(tmp_path, capsys):
+    import numpy as np
+
+    from panflow import load_run, sample_ode
+    from panflow.reflow import NOISE_KEY
+
+    src, pairs, rect = tmp_path / "src", tmp_path / "pairs", tmp_path / "rect"
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(src), "--set", "train.steps=20", "--device", "cpu"]) == 0
+    assert main(["reflow", str(src), "--out", str(pairs), "--n", "300", "--chunk", "128", "--nfe", "4",
+                 "--device", "cpu"]) == 0
+    x1 = np.load(pairs / "train" / "x-00000.npy")
+    x0 = np.load(pairs / "train" / f"cond.{NOISE_KEY}-00000.npy")
+    assert x1.shape == x0.shape == (300, 2)
+    run = load_run(src, device="cpu")
+    field = run.objective.field(run.model)
+    for sl in (slice(0, 128), slice(128, 256), slice(256, 300)):  # one solve per chunk, as written
+        want = sample_ode(field, torch.from_numpy(x0[sl]), "euler", nfe=4).x
+        assert torch.allclose(want, torch.from_numpy(x1[sl]), atol=1e-5)
+    assert torch.equal(torch.from_numpy(x0[:128]), torch.randn((128, 2), generator=torch.Generator().manual_seed(0)))
+    capsys.readouterr()
+    assert main(["reflow", str(src), "--out", str(pairs), "--n", "10", "--device", "cpu"]) == 2
+    assert "already holds a cache" in capsys.readouterr().err
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(rect), "--set", f"data.cache={pairs}",
+                 "--set", "flow.coupling=reflow", "--set", "train.steps=10", "--device", "cpu"]) == 0
+    assert main(["sample", str(rect), "--nfe", "1", "--n", "8", "--device", "cpu"]) == 0
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(tmp_path / "no_pairs"), "--set",
+                 "flow.coupling=reflow", "--set", "train.steps=2", "--device", "cpu"]) == 2
+    assert "make the pairs with panflow reflow" in capsys.readouterr().err
