@@ -85,10 +85,11 @@ def sq_cost(x0: torch.Tensor, x1: torch.Tensor, weight: torch.Tensor | None = No
 def sinkhorn_plan(cost: torch.Tensor, eps: float = 0.02, iters: int = 30) -> torch.Tensor:
     """Entropic OT plan ``[n, m]`` between uniform marginals (Cuturi 2013), ``ε`` relative to the mean cost.
 
-    Scaling iterations in float64 (``exp`` clamped at ``e^-700``, so no row or column vanishes).
+    Scaling iterations in float64 on the cost less each row's minimum (absorbed by the row scaling),
+    ``exp`` clamped at ``e^-700`` so no row or column vanishes.
     """
     c = cost.double()
-    k = torch.exp(-(c / (float(c.mean()) * eps + 1e-300)).clamp(max=700.0))
+    k = torch.exp(-((c - c.min(1, keepdim=True).values) / (float(c.mean()) * eps + 1e-300)).clamp(max=700.0))
     v = torch.ones(c.shape[1], dtype=torch.float64, device=c.device)
     for _ in range(iters):
         u = 1.0 / (k @ v)
