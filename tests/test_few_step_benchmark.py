@@ -19,5 +19,6 @@ def test_few_step_smoke(tmp_path):
     assert roles[:2] == ["floor · true vs true", "baseline · one Gaussian"]
     assert "model · shortcut · 1 step" in roles and "model · OT-coupled FM · 16 steps" in roles
     assert all(r["metrics"]["w2"] > 0 for r in result["rows"])
-    assert len(result["bars"]) == 5 and result["runs"]["OT-coupled FM"]["coupling_s_per_step"] > 0
+    assert len(result["bars"]) == 7 and result["runs"]["OT-coupled FM"]["coupling_s_per_step"] > 0
+    assert "model · 2-rectified FM · 1 step" in roles and result["runs"]["2-rectified FM"]["pairs"] == 512
     assert (tmp_path / "few_step.md").read_text().startswith("# Few-step generation")
