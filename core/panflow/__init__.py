@@ -23,6 +23,7 @@ from .components import (
                          Samples,
 )
 from .config import RunConfig, TrainConfig
+from .coupling import COUPLINGS, Coupling, register_coupling  # few-step generation (issue 19)
 from .deferred import lazy
 from .errors import (
                          CheckpointError,
@@ -54,6 +55,7 @@ from .sampling import SampleOptions, SampleResult, guided_velocity
 from .scorecard import Bar, Row, ScoreCard, bar, hardware, write_result
 from .sde import sample_sde
 from .shardstore import ShardStore, ShardWriter
+from .shortcut import ShortcutObjective
 from .solvers import FIXED_STEP_COST, SOLVERS, Solver, dopri5, get_solver, integrate, register_solver, sample_ode, time_grid
 from .stats import RunningMoments, StandardEncoder, fit_encoder, iter_batches
 from .streaming import BadItem, LazySamples, ShardedSamples, collate, draw_subset, heldout, is_lazy
@@ -82,4 +84,5 @@ __all__ = [
     "BadItem", "LazySamples", "ShardedSamples", "collate", "draw_subset", "heldout", "is_lazy", "LoaderOptions",
     "epoch_permutation", "rank_shards", "RunningMoments", "StandardEncoder", "fit_encoder", "iter_batches",
     "ShardStore", "ShardWriter", "encode_source", "open_cache", "write_cache",
+    "COUPLINGS", "Coupling", "register_coupling", "ShortcutObjective",
 ]

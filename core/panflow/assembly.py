@@ -18,6 +18,7 @@ from ._version import __version__
 from .checkpoint import CONTRACT_VERSION
 from .components import Backbone, DataBundle, DatasetOptions, DataSpec, Domain, Encoder, Objective
 from .config import RunConfig, check_options
+from .coupling import couple_objective
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .objective import FlowObjective
 from .registry import Registry
@@ -66,6 +67,11 @@ def register_core(registry: Registry) -> None:
 
     reg.add_objective(Objective("regression", build_regression, RegressionObjective.from_json,
                                 "MSE regression to the data: the non-generative baseline (1 NFE)"))
+    from .shortcut import ShortcutObjective, build_shortcut, shortcut_spec
+
+    reg.add_objective(Objective("shortcut", build_shortcut, ShortcutObjective.from_json,
+                                "shortcut model (Frans et al. 2024): flow matching + self-consistency, 1..N steps",
+                                model_spec=shortcut_spec))
 
 
 # -- specs ------------------------------------------------------------------------------------------
@@ -137,9 +143,11 @@ def assemble(reg: Registry, cfg: RunConfig, bundle: DataBundle, encoder: Encoder
         encoder = dom.make_encoder(dict(cfg.encoder.options))
         fit = fit_encoder(encoder, bundle.train, cfg.data.seed, cfg.encoder.fit_samples or None)
     spec = training_spec(encoder.model_spec(raw_spec), cfg)
+    obj = reg.objective(cfg.flow.objective or dom.objective)
+    spec = obj.model_spec(spec, cfg) if obj.model_spec is not None else spec  # e.g. shortcut: + step condition
     torch.manual_seed(cfg.train.seed)
     bb, model = build_model(reg, dom, spec, cfg.model.backbone, dict(cfg.model.options))
-    objective = reg.objective(cfg.flow.objective or dom.objective).build(spec, cfg, dom)
+    objective = couple_objective(obj.build(spec, cfg, dom), cfg.flow.coupling, cfg.flow.coupling_options)
     return Assembly(dom, encoder, raw_spec, spec, bb, model, objective, fit)
 
 

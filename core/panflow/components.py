@@ -380,7 +380,9 @@ class Objective:
     rebuilds it from a checkpoint contract. ``obj`` has ``draw(n, x, generator) -> dict`` (all the
     randomness of one loss), ``loss(model, batch, rand) -> scalar``, ``generate(model, shape, opts,
     cond=..., known=..., x_known=..., generator=..., device=...) -> SampleResult`` and ``to_json()``
-    (which must include ``"kind": name``).
+    (which must include ``"kind": name``). ``model_spec(spec, cfg) -> spec``, when given, is the spec
+    the backbone is built for (e.g. with a condition the objective sets itself, like the shortcut
+    model's step size); it is also the spec ``build`` receives and the contract records.
     """
 
     name: str
@@ -388,6 +390,7 @@ class Objective:
     from_json: Callable[..., Any]
     description: str = ""
     plugin: str = ""
+    model_spec: Callable[..., Any] | None = None
 
 
 @dataclass

@@ -61,6 +61,9 @@ class FlowConfig:
     known_options: dict = field(default_factory=dict)
     per_element_time: bool = False  # independent training times per element (needs a time_shape)
     objective: str = ""        # a registered objective ("" = the domain's): flow | masked | plugin-added
+    objective_options: dict = field(default_factory=dict)  # keyword options of that objective (e.g. shortcut)
+    coupling: str = "independent"  # noise-data pairing in training: independent | ot | ot-exact (panflow.coupling)
+    coupling_options: dict = field(default_factory=dict)  # keyword options of the coupling's pair function
 
 
 @dataclass

@@ -284,6 +284,9 @@ class Trainer:
                     rec = {"step": self.step, "loss": loss, "lr": lr_at(self.step - 1, cfg),
                            "grad_norm": gn, "steps_per_s": (self.step - s_last) / max(now - t_last, 1e-9),
                            "bad_steps": self.bad_steps}
+                    stats = getattr(self.objective, "train_stats", None)  # objective's own costs (e.g. coupling_s)
+                    if stats is not None:
+                        rec.update(stats(self.step - s_last))
                     t_last, s_last = now, self.step
                     self.records.append(rec)
                     if log_path is not None:

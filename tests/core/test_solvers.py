@@ -73,7 +73,7 @@ def test_bad_input_is_a_clear_error():
         sample_ode(FLOW.field, x0, "euler", grid=torch.tensor([0.0, 0.5, 0.4, 1.0]))
     with pytest.raises(NonFiniteError, match="non-finite"):
         sample_ode(lambda x, t: x * float("nan"), x0, "euler", nfe=2)
-    assert set(SOLVERS) == {"euler", "midpoint", "heun", "rk4", "dopri5", "sde"}
+    assert set(SOLVERS) == {"euler", "midpoint", "heun", "rk4", "dopri5", "sde", "shortcut"}  # shortcut: panflow.shortcut
 
 
 def test_explicit_and_shifted_grids():

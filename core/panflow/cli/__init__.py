@@ -1,4 +1,4 @@
-"""The ``panflow`` command line: plugins, train, sample, eval, encode, bench."""
+"""The ``panflow`` command line: plugins, train, sample, eval, encode, reflow, bench."""
 
 from __future__ import annotations
 
@@ -253,6 +253,20 @@ def _encode(args) -> int:
     return 0
 
 
+def _reflow(args) -> int:  # few-step generation (issue 19): pairs for a 2-rectified flow
+    from ..reflow import write_pairs
+    from ..run import load_run
+
+    _positive(n=args.n, chunk=args.chunk)
+    run = load_run(args.run_dir, device=args.device or "auto")
+    opts = run.options(solver=args.solver, nfe=args.nfe)
+    out = write_pairs(run, args.out, args.n, opts, chunk=args.chunk, seed=args.seed)
+    info = json.loads((out / "cache.json").read_text())["reflow"]
+    print(f"wrote {args.n} (noise, sample) pairs -> {out} ({info['solver']}, NFE {info['nfe']}, {info['wall_s']:.1f} s); "
+          f"train the 2-rectified flow with --set data.cache='{out}' --set flow.coupling=reflow")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="panflow", description="One flow-matching engine for many kinds of data.")
     p.add_argument("--version", action="version", version=f"panflow {__version__}")
@@ -310,6 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=256, dest="batch_size")
     s.add_argument("--shard-size", type=int, default=4096, dest="shard_size", help="samples per shard file")
     s.set_defaults(fn=_encode)
+
+    s = sub.add_parser("reflow", help="write a run's own (noise, sample) pairs for reflow training")
+    s.add_argument("run_dir")
+    s.add_argument("--out", required=True, help="the pair cache to write (train with data.cache=OUT)")
+    s.add_argument("--n", type=int, default=100_000, help="pairs to generate (default 100000)")
+    s.add_argument("--chunk", type=int, default=4096, help="pairs generated and written at a time")
+    s.add_argument("--solver")
+    s.add_argument("--nfe", type=int)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device")
+    s.set_defaults(fn=_reflow)
 
     s = sub.add_parser("bench", help="run the installed domains' benchmarks, or compare two result sets",
                        usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S] [--dry-run]\n"
