@@ -132,7 +132,8 @@ def test_dry_run_estimates_from_the_last_recorded_run(tmp_path, capsys):
 def test_summary_picks_the_headline_rows_of_each_benchmark(tmp_path, capsys):
     from panflow.summary import summary_rows
 
-    res = {"benchmark": "b", "preset": "small", "wall_s": 120.0, "bars": [{"name": "p", "passed": True}, {"name": "q", "passed": False}],
+    res = {"benchmark": "b", "preset": "small", "wall_s": 120.0,
+           "bars": [{"name": "p", "passed": True}, {"name": "q", "passed": False}],
            "rows": [{"role": "floor · 6h", "metrics": {"crps": 1.0}}, {"role": "floor · 24h", "metrics": {"crps": 2.0}},
                     {"role": "baseline · persistence · 24h", "metrics": {"crps": 5.0}},
                     {"role": "model · 24h", "metrics": {"crps": 2.5}}, {"role": "ceiling · 24h", "metrics": {"crps": 2.2}}]}
