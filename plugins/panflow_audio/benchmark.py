@@ -15,19 +15,24 @@ from pathlib import Path
 from panflow import ScoreCard, bar, build_config, load_run
 
 from .evaluate import CLASSIFIER_EPOCHS, context, model_row, notes_text, reference_rows
+from .plugin import BACKBONE_PRESETS
 
-SMOKE_GL = {ds: {"data.options": {"griffin_lim_iters": 4}} for ds in ("spoken_digits", "notes")}
+# the notes' 64 x 16 log-mels: attention at the 16 x 4 level (64 positions, as the digits' 8 x 8) —
+# at the preset's 8-wide level (32 x 8 = 256 positions) a training step took 2.3x as long
+NOTES_ATTN = {"notes": {"model.options": {**BACKBONE_PRESETS["small"]["spec_unet"], "attn_resolutions": [4]}}}
+# curve: (number of evenly spaced checkpoints before the last, N, guidance) — the training curve of
+# the same run, each point scored by the same metric code at a smaller N
 PRESETS = {
     "smoke": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0], "n": 16,
-              "classifier_epochs": CLASSIFIER_EPOCHS["smoke"], "overrides": SMOKE_GL},
-    "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 2.0], "n": 192,
-              "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": {"notes": {"train.steps": 300}}},
+              "classifier_epochs": CLASSIFIER_EPOCHS["smoke"], "overrides": {}, "curve": (1, 8, 1.0)},
+    "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": 192,
+              "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": NOTES_ATTN, "curve": (3, 96, 2.0)},
     "full": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": None,
-             "classifier_epochs": CLASSIFIER_EPOCHS["full"], "overrides": {}},
+             "classifier_epochs": CLASSIFIER_EPOCHS["full"], "overrides": {}, "curve": (4, 512, 2.0)},
 }
 
 
-def _train_all(datasets: list[str], preset: str, root: Path, seed: int, overrides: dict) -> dict:
+def _train_all(datasets: list[str], preset: str, root: Path, seed: int, overrides: dict, points: int = 0) -> dict:
     """Train one model per dataset with ``panflow train`` in parallel processes (one CPU thread each:
     on a small shared CPU, two single-threaded runs beat two-threaded runs taken in turn)."""
     import tomli_w
@@ -36,6 +41,10 @@ def _train_all(datasets: list[str], preset: str, root: Path, seed: int, override
     for ds in datasets:
         cfg = build_config("audio", preset, dataset=ds,
                            overrides={"train.seed": seed, "train.progress": False, **overrides.get(ds, {})})
+        if points:  # keep evenly spaced checkpoints for the training curve
+            cfg = build_config("audio", preset, dataset=ds, overrides={
+                "train.seed": seed, "train.progress": False, **overrides.get(ds, {}),
+                "train.checkpoint_every": max(1, cfg.train.steps // (points + 1)), "train.keep_checkpoints": points + 2})
         path = root / f"{ds}.toml"
         path.write_text(tomli_w.dumps(cfg.to_dict()))
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -57,8 +66,8 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
     p = PRESETS[preset]
     root = Path(tempfile.mkdtemp(prefix="panflow-audio-bench-"))
     card = ScoreCard("audio")
-    sweeps, training, classifiers, sections = {}, {}, {}, []
-    runs = _train_all(p["datasets"], preset, root, seed, p["overrides"])
+    sweeps, training, classifiers, sections, curves = {}, {}, {}, [], {}
+    runs = _train_all(p["datasets"], preset, root, seed, p["overrides"], p["curve"][0])
     for ds in p["datasets"]:
         run, wall, cfg = runs[ds]
         bundle = run.load_data()
@@ -69,6 +78,9 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         best = min(rows, key=lambda r: r.metrics["fd"])
         best.role = f"model{tag}"
         card.rows += [ref[0], ref[1], best, ref[2]]
+        curves[ds] = _curve(root / ds, ctx, p["curve"]) + [
+            {"step": cfg.train.steps, "n": ctx["n"], **next(r for r in rows if r.setup["guidance"] == p["curve"][2]).metrics}
+        ] if p["curve"][0] else []
         sweeps[ds] = [{"guidance": r.setup["guidance"], "nfe": r.setup["nfe"], "solver": r.setup["solver"],
                        **r.metrics} for r in rows]
         acc = ctx["clf"][1]["val_accuracy"]
@@ -78,14 +90,27 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
                         "frontend": bundle.meta["frontend"]}
         classifiers[ds] = ctx["clf"][1]
         _bars(card, ds, best.metrics, ref[0].metrics, ref[1].metrics, ref[2].metrics, acc, ctx["hz"] is not None)
-        sections.append(_markdown(ds, sweeps[ds], training[ds], acc))
+        sections.append(_markdown(ds, sweeps[ds], training[ds], ctx["clf"][1], curves[ds], p["curve"][2]))
         card.notes.append(f"{ds}: " + notes_text(ctx))
     card.notes.append("Model rows use the guidance with the best classifier FD; every guidance tried is in the sweep tables. "
                       "Random crops in training are not done: the in-memory data path trains on one fixed clip per file.")
-    card.extra.update({"sweeps": sweeps, "training": training, "classifier": classifiers, "preset": preset,
+    card.extra.update({"curves": curves, "sweeps": sweeps, "training": training, "classifier": classifiers, "preset": preset,
                        "markdown_sections": sections})
     shutil.rmtree(root, ignore_errors=True)
     return card
+
+
+def _curve(run_dir: Path, ctx: dict, curve: tuple) -> list[dict]:
+    """Score the run's intermediate checkpoints (EMA weights) at guidance ``curve[2]`` on the first
+    ``curve[1]`` held-out clips: the same metric code as the final rows, at a smaller N."""
+    points, n, w = curve
+    small = {**ctx, "n": min(n, ctx["n"]), "val_w": ctx["val_w"][:n], "val_y": ctx["val_y"][:n]}
+    out = []
+    for ckpt in sorted((run_dir / "checkpoints").glob("step_*"))[:-1][-points:]:
+        run = load_run(ckpt, device="auto")
+        row = model_row(run, small, run.options(guidance=w))
+        out.append({"step": int(ckpt.name.split("_")[1]), "n": small["n"], **row.metrics})
+    return out
 
 
 def _bars(card: ScoreCard, ds: str, m: dict, floor: dict, base: dict, ceil: dict, acc: float, pitched: bool) -> None:
@@ -101,15 +126,26 @@ def _bars(card: ScoreCard, ds: str, m: dict, floor: dict, base: dict, ceil: dict
         card.bars.append(bar(f"{ds}: pitch within 50 cents", m["pitch_acc"], ">=", 0.9))
 
 
-def _markdown(ds: str, rows: list[dict], info: dict, acc: float) -> str:
+def _markdown(ds: str, rows: list[dict], info: dict, clf: dict, curve: list[dict], w: float) -> str:
     fe = info["frontend"]
     lines = [f"### {ds}: guidance sweep ({info['params']:,} parameters, {info['steps']} steps x batch "
              f"{info['batch_size']}, {info['s_per_step']:.2f} s/step on this CPU; log-mel {info['spectrogram']} at "
-             f"{fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}; classifier held-out accuracy {acc:.3f})",
+             f"{fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}; classifier held-out accuracy "
+             f"{clf['val_accuracy']:.3f}, {clf.get('val_accuracy_griffin_lim', float('nan')):.3f} "
+             "on the same clips through Griffin-Lim)",
              "", "| solver | NFE | guidance | FD | cond. acc | class KL | energy KS p | RMS ratio | pitch acc |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         pitch = f"{r['pitch_acc']:.3f}" if "pitch_acc" in r else "–"
         lines.append(f"| {r['solver']} | {r['nfe']} | {r['guidance']:g} | {r['fd']:.3f} | {r['cond_acc']:.3f} | "
                      f"{r['class_kl']:.3f} | {r['energy_ks_p']:.3g} | {r['rms_ratio']:.3f} | {pitch} |")
+    if curve:
+        lines += ["", f"{ds}: training curve (EMA weights of the same run's checkpoints, heun, guidance {w:g}; "
+                      "the last point is the final model at the full N)", "",
+                  "| step | N | FD | cond. acc | class KL | energy KS p | RMS ratio | pitch acc |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in curve:
+            pitch = f"{r['pitch_acc']:.3f}" if "pitch_acc" in r else "–"
+            lines.append(f"| {r['step']} | {r['n']} | {r['fd']:.3f} | {r['cond_acc']:.3f} | {r['class_kl']:.3f} | "
+                         f"{r['energy_ks_p']:.3g} | {r['rms_ratio']:.3f} | {pitch} |")
     return "\n".join(lines)

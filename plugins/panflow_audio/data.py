@@ -25,7 +25,9 @@ from .audio_io import AUDIO_SUFFIXES, Policy, conform, load_clips
 from .frontend import Frontend
 
 DIGITS_FRONTEND = {"sample_rate": 8000, "n_fft": 512, "hop_length": 192, "n_mels": 32, "frames": 32}
-NOTES_FRONTEND = {"sample_rate": 8000, "n_fft": 1024, "hop_length": 128, "n_mels": 64, "frames": 32,
+# hop 256 (16 frames, 0.48 s) rather than 128 x 32 frames: half the UNet's cost per step, 5x faster
+# Griffin-Lim, and the inverted real notes sit closer to real (ceiling / floor classifier FD 1.9 vs 2.3)
+NOTES_FRONTEND = {"sample_rate": 8000, "n_fft": 1024, "hop_length": 256, "n_mels": 64, "frames": 16,
                   "f_min": 60.0, "f_max": 2000.0}
 POLICY_KEYS = {"trim_db", "crop", "max_seconds"}
 

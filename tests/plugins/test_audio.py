@@ -12,6 +12,7 @@ from panflow.cli import main
 from panflow.testing import assert_plugin_conforms
 from panflow_audio.audio_io import Policy, conform, trim_leading_silence
 from panflow_audio.backbone import build_spec_unet
+from panflow_audio.classifier import reference_classifier
 from panflow_audio.data import load_digits, load_notes, load_path
 from panflow_audio.embedded import spoken_digits
 from panflow_audio.frontend import Frontend, LogMelNormaliser, load_encoder
@@ -132,6 +133,20 @@ def test_embedded_sets_and_metrics():
     assert silent["energy_ks_p"] < 1e-6 and silent["silent_frac"] == 1.0
 
 
+def test_classifier_is_trained_to_hear_through_griffin_lim():
+    fe = Frontend(**FE, griffin_lim_iters=8)
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(fe.num_samples) / 8000
+    f0 = torch.tensor([300.0, 1200.0])[torch.arange(64) % 2]
+    waves = 0.3 * torch.sin(2 * math.pi * f0[:, None] * t + 6.3 * torch.rand(64, 1, generator=g))
+    waves = waves + 0.01 * torch.randn(waves.shape, generator=g)
+    y = torch.arange(64) % 2
+    net, info = reference_classifier(waves[:48], y[:48], waves[48:], y[48:], fe, 2, "tones", epochs=40)
+    assert info["griffin_lim_augmented"] and info["val_accuracy"] == 1.0 and info["val_accuracy_griffin_lim"] == 1.0
+    again, info2 = reference_classifier(waves[:48], y[:48], waves[48:], y[48:], fe, 2, "tones", epochs=40)
+    assert info2["cached_at"] == info["cached_at"]  # the second call loads the cache
+
+
 def test_backbone_rectangular_and_conditioning():
     m = build_spec_unet(DataSpec("continuous", (1, 64, 32), num_classes=12), channels=8, heads=2).eval()
     x, t = torch.randn(3, 1, 64, 32), torch.rand(3)
@@ -168,3 +183,6 @@ def test_benchmark_smoke(tmp_path):
                          "ceiling · spoken_digits"] and "model · notes" in roles
     names = [b["name"] for b in result["bars"]]
     assert "notes: pitch within 50 cents" in names and "spoken_digits: FD / Griffin-Lim ceiling FD" in names
+    curve = result["curves"]["notes"]  # an intermediate checkpoint, then the final model
+    assert [p["step"] for p in curve] == [2, 3] and [p["n"] for p in curve] == [8, 16] and "pitch_acc" in curve[0]
+    assert "training curve" in paths["audio"].with_suffix(".md").read_text()
