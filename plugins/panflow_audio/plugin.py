@@ -84,7 +84,8 @@ class AudioPlugin:
         registry.add_metric(Metric("mel_energy_ks", "audio", lazy("panflow_audio.metrics:mel_energy_ks"),
                                    description="KS statistic of per-frame log mel energy, generated vs real"))
         registry.add_benchmark(Benchmark("audio", "audio", lazy("panflow_audio.benchmark:run_benchmark"),
-                                         "spoken digits and notes: spectrogram UNet vs floor, baseline, Griffin-Lim ceiling"))
+                                         "spoken digits and notes: spectrogram UNet vs floor, baseline, Griffin-Lim ceiling",
+                                         headline=("fd", "spoken_digits")))
 
 
 plugin = AudioPlugin()
