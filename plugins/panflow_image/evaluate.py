@@ -1,4 +1,4 @@
-"""The image score card: floor (two disjoint halves of the real held-out split), baseline
+"""The image score card: floor (two disjoint class-matched halves of the real held-out split), baseline
 (class-conditional Gaussian fitted to the training pixels), model — all at the same N and seed,
 all compared with the same held-out half."""
 
@@ -12,7 +12,7 @@ import torch
 from panflow import DataError, Row, Run, Samples, ScoreCard
 
 from .classifier import ReferenceCNN, features, reference_classifier
-from .metrics import conditional_accuracy, feature_metrics, floor_interval, pixel_memorisation
+from .metrics import conditional_accuracy, feature_metrics, floor_interval, paired_halves, pixel_memorisation
 
 WARN_ACCURACY = 0.95
 
@@ -41,30 +41,28 @@ class GaussianBaseline:
 @dataclass
 class Reference:
     """What every row shares: the classifier, its report, the held-out half every row is compared
-    with (``ref``, N images) and the disjoint other half (``other``, N real images: the floor)."""
+    with (``ref``, N images; samples are drawn for its labels) and the disjoint other half with the
+    same labels (``other``, N real images: the floor)."""
     net: ReferenceCNN
     info: dict
     ref: Samples
     other: Samples
     train_x: torch.Tensor
-    val_x: torch.Tensor
+    val: Samples
 
 
 def reference(bundle, num_classes: int, n: int | None = None, seed: int = 0, classifier=None,
               epochs: int = 100) -> Reference:
-    """Cut the held-out split into two disjoint halves of N = min(n, len(val) // 2) images each."""
+    """Cut the held-out split into two disjoint, class-matched halves of N images each."""
     if bundle.train.y is None:
         raise ValueError("image evaluation needs labelled data (the reference classifier is trained on labels)")
-    half = len(bundle.val) // 2
-    if half < 2:
-        raise DataError(f"image evaluation needs at least 4 held-out images (two halves of 2), found "
-                        f"{len(bundle.val)}; raise data.val_fraction")
+    a, b = paired_halves(bundle.val.y, n, seed)
+    if len(a) < 2:
+        raise DataError(f"image evaluation needs at least 2 pairs of held-out images of one class, found "
+                        f"{len(a)} among {len(bundle.val)}; raise data.val_fraction")
     net, info = classifier or reference_classifier(bundle.train, bundle.val, num_classes, bundle.meta["hash"],
                                                    epochs=epochs, seed=seed)
-    n = min(n or half, half)
-    perm = torch.randperm(len(bundle.val), generator=torch.Generator().manual_seed(seed))
-    return Reference(net, info, bundle.val.index(perm[:n]), bundle.val.index(perm[half:half + n]), bundle.train.x,
-                     bundle.val.x)
+    return Reference(net, info, bundle.val.index(a), bundle.val.index(b), bundle.train.x, bundle.val)
 
 
 def row_metrics(r: Reference, x: torch.Tensor, labels, seed: int) -> dict:
@@ -81,9 +79,9 @@ def real_rows(r: Reference, train: Samples, num_classes: int, seed: int) -> list
     n = len(r.ref)
     t0 = time.perf_counter()
     floor = row_metrics(r, r.other.x, r.other.y, seed)
-    floor["fd_lo"], floor["fd_hi"] = floor_interval(features(r.net, r.val_x), n, seed=seed)
+    floor["fd_lo"], floor["fd_hi"] = floor_interval(features(r.net, r.val.x), r.val.y, n, seed=seed)
     rows = [Row("floor", floor, {"n": n, "seed": seed, "wall_s": time.perf_counter() - t0,
-                                 "what": "two disjoint halves of the real held-out split; "
+                                 "what": "two disjoint class-matched halves of the real held-out split; "
                                          "cond_acc = classifier accuracy on the second half"})]
     t0 = time.perf_counter()
     xb = GaussianBaseline(train, num_classes).sample(r.ref.y, n, seed)
@@ -98,7 +96,7 @@ def notes(info: dict) -> list[str]:
     out = [f"Features: penultimate layer of the plugin's reference CNN (held-out accuracy {info['val_accuracy']:.4f} "
            f"on {info.get('n_val', '?')} images), z-scored with training-split statistics; FD/KID/PR on those "
            "features, not Inception. Floor fd_lo/fd_hi: the central 95 % of the floor FD over 200 random re-splits of "
-           "the held-out split into two halves of N (the evaluator's own noise at this N). "
+           "the held-out split into two class-matched halves of N (the evaluator's own noise at this N). "
            "Memorisation: fraction of samples whose nearest training image (pixels) is 3x closer than the second "
            "nearest."]
     if info["val_accuracy"] < WARN_ACCURACY:

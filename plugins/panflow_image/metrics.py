@@ -10,18 +10,32 @@ from panflow import Samples, frechet_distance, kernel_inception_distance, memori
 from .classifier import ReferenceCNN, features, predict
 
 
-def floor_interval(fv: torch.Tensor, n: int, reps: int = 200, level: float = 0.95,
+def paired_halves(y: torch.Tensor, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint index sets ``[N]`` of ``y`` ``[M]`` with the same class at every position: each
+    class's images are paired at random, the pairs shuffled and the first N kept (N <= pairs)."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = []
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        pairs.append(idx[: len(idx) // 2 * 2].reshape(-1, 2))
+    p = torch.cat(pairs)
+    p = p[torch.randperm(len(p), generator=g)][:n]
+    return p[:, 0], p[:, 1]
+
+
+def floor_interval(fv: torch.Tensor, y: torch.Tensor, n: int, reps: int = 200, level: float = 0.95,
                    seed: int = 0) -> tuple[float, float]:
-    """The spread of the floor: FD between two disjoint random halves of N rows of the real held-out
-    features ``fv`` ``[M, D]`` (M >= 2N), re-split ``reps`` times; returns the central ``level`` interval.
+    """The spread of the floor: FD between two disjoint class-matched halves of N rows of the real
+    held-out features ``fv`` ``[M, D]`` (labels ``y`` ``[M]``), re-split ``reps`` times; returns the
+    central ``level`` interval.
 
     A re-split, not a with-replacement bootstrap: duplicated rows shrink the covariance estimates
     and push a bootstrapped FD far above the estimate it should bracket."""
-    g = torch.Generator().manual_seed(seed)
     vals = []
-    for _ in range(reps):
-        perm = torch.randperm(len(fv), generator=g)
-        vals.append(frechet_distance(fv[perm[:n]], fv[perm[n:2 * n]]))
+    for r in range(reps):
+        a, b = paired_halves(y, n, seed=seed + 1 + r)
+        vals.append(frechet_distance(fv[a], fv[b]))
     q = torch.quantile(torch.tensor(vals, dtype=torch.float64),
                        torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
     return float(q[0]), float(q[1])
