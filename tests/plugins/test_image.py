@@ -232,12 +232,17 @@ def test_mnist_folder_errors_are_one_line_and_name_the_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_trains_and_samples_from_an_mnist_folder(tmp_path, capsys):
+def test_cli_trains_samples_and_evaluates_from_an_mnist_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PANFLOW_CACHE", str(tmp_path / "cache"))
     _mnist_folder(tmp_path / "m")
     run = tmp_path / "run"
     assert main(["train", "image", "--preset", "smoke", "--data", str(tmp_path / "m"), "--out", str(run)]) == 0
     assert main(["sample", str(run), "--n", "4", "--nfe", "2", "--out", str(tmp_path / "png")]) == 0
     assert len(list((tmp_path / "png").glob("sample_*_class*.png"))) == 4
+    assert main(["eval", str(run), "--n", "4"]) == 0  # the classifier is trained on these 40 digits, tested on t10k
+    card = json.loads((run / "scorecard.json").read_text())
+    assert card["classifier"]["n_val"] == 20 and [r["role"] for r in card["rows"]] == ["floor", "baseline", "model"]
+    assert any("held-out accuracy" in n for n in card["notes"])
     (tmp_path / "m" / "t10k-labels-idx1-ubyte").unlink()
     capsys.readouterr()
     assert main(["train", "image", "--preset", "smoke", "--data", str(tmp_path / "m"), "--out", str(tmp_path / "r2")]) == 2
