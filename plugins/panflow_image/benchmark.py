@@ -11,17 +11,16 @@ from pathlib import Path
 
 from panflow import FIXED_STEP_COST, Row, ScoreCard, bar, build_config, load_run, train
 
-from .classifier import reference_classifier
-from .evaluate import evaluate, row_metrics
+from .evaluate import notes, real_rows, reference, row_metrics
 
 PRESETS = {
     "smoke": {"backbones": ["unet"], "nfes": [1, 2], "solvers": ["euler", "heun"], "guidances": [1.0, 2.0],
               "n": 64, "classifier_epochs": 2, "overrides": {}},
     "small": {"backbones": ["unet", "dit"], "nfes": [1, 2, 4, 8, 16, 32], "solvers": ["euler", "midpoint", "heun", "rk4"],
-              "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 40,
+              "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 100,
               "overrides": {"dit": {"train.steps": 6000}}},  # the transformer needs more steps than the UNet
     "full": {"backbones": ["unet", "dit"], "nfes": [1, 2, 4, 8, 16, 32], "solvers": ["euler", "midpoint", "heun", "rk4"],
-             "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 40, "overrides": {}},
+             "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 100, "overrides": {}},
 }
 
 
@@ -34,15 +33,15 @@ def _train(backbone: str, preset: str, root: Path, seed: int, extra: dict | None
     return load_run(run_dir, device="auto"), wall, cfg
 
 
-def _sweep(run, net, bundle, n, p, seed):
-    val = bundle.val.index(slice(0, n))
+def _sweep(run, ref, p, seed):
     rows = []
     configs = [(s, k, 1.0) for s in p["solvers"] for k in p["nfes"] if k % FIXED_STEP_COST[s] == 0 and k >= FIXED_STEP_COST[s]]
     best_nfe = max(p["nfes"])
     configs += [("heun", best_nfe, w) for w in p["guidances"] if w != 1.0]
     for solver, nfe, w in configs:
-        gen, setup = run.generate(n, run.options(solver=solver, nfe=nfe, guidance=w), labels=val.y, seed=seed)
-        m = row_metrics(net, val, gen.x, val.y, bundle.train.x, seed)
+        gen, setup = run.generate(len(ref.ref), run.options(solver=solver, nfe=nfe, guidance=w), labels=ref.ref.y,
+                                  seed=seed)
+        m = row_metrics(ref, gen.x, ref.ref.y, seed)
         rows.append({"solver": solver, "nfe": nfe, "guidance": w, "sample_s": setup["wall_s"], **m})
     return rows
 
@@ -55,26 +54,25 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         runs[b] = _train(b, preset, root, seed, p["overrides"].get(b))
     first = runs[p["backbones"][0]][0]
     bundle = first.load_data()
-    clf = reference_classifier(bundle.train, bundle.val, first.raw_spec.num_classes, bundle.meta["hash"],
-                               epochs=p["classifier_epochs"], seed=seed)
-    n = min(p["n"] or len(bundle.val), len(bundle.val))
-    card = evaluate(first, n=n, seed=seed, bundle=bundle, classifier=clf)
-    card.rows = [r for r in card.rows if r.role != "model"]
+    k = first.raw_spec.num_classes
+    ref = reference(bundle, k, p["n"], seed, epochs=p["classifier_epochs"])
+    n = len(ref.ref)
+    card = ScoreCard("image", rows=real_rows(ref, bundle.train, k, seed))
     sections, sweeps, train_info = [], {}, {}
     for b, (run, wall, cfg) in runs.items():
-        rows = _sweep(run, clf[0], bundle, n, p, seed)
+        rows = _sweep(run, ref, p, seed)
         sweeps[b] = rows
         best = min(rows, key=lambda r: r["fd"])
         gen, setup = run.generate(n, run.options(solver=best["solver"], nfe=best["nfe"], guidance=best["guidance"]),
-                                  labels=bundle.val.y[:n], seed=seed)
-        card.rows.append(Row(f"model · {b}", row_metrics(clf[0], bundle.val.index(slice(0, n)), gen.x,
-                                                         bundle.val.y[:n], bundle.train.x, seed), setup))
+                                  labels=ref.ref.y, seed=seed)
+        card.rows.append(Row(f"model · {b}", row_metrics(ref, gen.x, ref.ref.y, seed), setup))
         train_info[b] = {"train_s": wall, "s_per_step": wall / max(1, cfg.train.steps), "steps": cfg.train.steps,
                          "batch_size": cfg.train.batch_size, "params": sum(x.numel() for x in run.model.parameters()),
                          "options": cfg.model.options}
         sections.append(_markdown(b, rows, train_info[b]))
     floor, base = card.row("floor").metrics, card.row("baseline").metrics
-    acc = clf[1]["val_accuracy"]
+    acc = ref.info["val_accuracy"]
+    card.bars.append(bar("reference classifier held-out accuracy (digits)", acc, ">=", 0.99))
     for b in p["backbones"]:
         m = card.row(f"model · {b}").metrics
         card.bars.append(bar(f"{b}: FD / floor FD", m["fd"] / max(floor["fd"], 1e-12), "<=", 2.0))
@@ -83,9 +81,11 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         for key, better in [("fd", "<"), ("kid", "<"), ("precision", ">"), ("recall", ">"), ("cond_acc", ">")]:
             ratio = m[key] / base[key] if base[key] else float("inf")
             card.bars.append(bar(f"{b}: {key} model / baseline", ratio, "<" if better == "<" else ">", 1.0))
-    card.extra.update({"sweeps": sweeps, "training": train_info, "classifier": clf[1], "n": n,
+    card.extra.update({"sweeps": sweeps, "training": train_info, "classifier": ref.info, "n": n,
                        "markdown_sections": sections})
-    card.notes.append(f"N = {n} held-out digits for every row; seed {seed}. Model rows use the sweep's best-FD setting.")
+    card.notes += notes(ref.info)
+    card.notes.append(f"N = {n} images in every row, compared with the same half of the {len(bundle.val)} held-out "
+                      f"digits (the floor is the other half); seed {seed}. Model rows use the sweep's best-FD setting.")
     shutil.rmtree(root, ignore_errors=True)
     return card
 

@@ -1,4 +1,5 @@
-"""Image datasets: scikit-learn's bundled digits (default), folders of PNG/JPEG, IDX and NPZ files.
+"""Image datasets: scikit-learn's bundled digits (default), folders of PNG/JPEG, MNIST-layout
+folders and IDX files, NPZ files.
 
 Raw space is float32 ``[N, C, H, W]`` in [0, 1]; labels ``[N]`` int64 when known. Splits are
 deterministic (a seeded permutation). Bad input is an error (or a warning) that names the file.
@@ -6,9 +7,7 @@ deterministic (a seeded permutation). Bad input is an error (or a warning) that 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,10 @@ import torch
 from panflow import DataBundle, DataError, DatasetOptions, Samples
 
 from .folder import DEFAULT_MAX_GB, IMAGE_SUFFIXES, read_folder  # noqa: F401  (IMAGE_SUFFIXES: public)
+from .idx import mnist_layout, read_idx_pair, read_mnist_folder
+from .values import MAX_CLASSES, labels, unit_range  # noqa: F401  (MAX_CLASSES: public)
 
 OPTIONS = ("resolution", "mode", "max_gb")
-MAX_CLASSES = 100_000
 
 
 def split(x: torch.Tensor, y: torch.Tensor | None, val_fraction: float, seed: int, meta: dict) -> DataBundle:
@@ -35,6 +35,13 @@ def split(x: torch.Tensor, y: torch.Tensor | None, val_fraction: float, seed: in
     meta = {**meta, "n_train": int(tr.numel()), "n_val": int(va.numel()), "split_seed": seed,
             "hash": dataset_hash(x, y), "shape": list(x.shape[1:])}
     return DataBundle(Samples(x[tr], None if y is None else y[tr]), Samples(x[va], None if y is None else y[va]), meta)
+
+
+def fixed_split(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, meta: dict) -> DataBundle:
+    """A split the data came with (MNIST's t10k files): ``data.val_fraction`` does not apply."""
+    meta = {**meta, "n_train": x.shape[0], "n_val": xv.shape[0], "split": "given",
+            "hash": dataset_hash(torch.cat([x, xv]), torch.cat([y, yv])), "shape": list(x.shape[1:])}
+    return DataBundle(Samples(x, y), Samples(xv, yv), meta)
 
 
 def dataset_hash(x: torch.Tensor, y: torch.Tensor | None) -> str:
@@ -58,16 +65,6 @@ def _check_options(opts: DatasetOptions) -> None:
         raise DataError(f"unknown image data option(s) {unknown}; known: {', '.join(OPTIONS)}")
 
 
-def labels(y: np.ndarray, path: Path) -> torch.Tensor:
-    """Class labels as int64 ``[N]``: integers in [0, MAX_CLASSES), else a clear error."""
-    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
-        raise DataError(f"{path}: labels must be a 1-D integer array, got {y.dtype} of shape {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= MAX_CLASSES):
-        raise DataError(f"{path}: labels span [{y.min()}, {y.max()}]; class labels must be integers in "
-                        f"[0, {MAX_CLASSES})")
-    return torch.from_numpy(y.astype(np.int64))
-
-
 def load_digits(opts: DatasetOptions) -> DataBundle:
     """The 1,797 real 8×8 handwritten digits bundled with scikit-learn (values 0..16)."""
     _check_options(opts)
@@ -84,11 +81,18 @@ def load_digits(opts: DatasetOptions) -> DataBundle:
 
 
 def load_path(opts: DatasetOptions) -> DataBundle:
-    """Dispatch on what ``opts.path`` is: a folder of images, an IDX file, or an NPZ file."""
+    """Dispatch on what ``opts.path`` is: a folder in the MNIST layout, a folder of images, an IDX
+    file, or an NPZ file."""
     _check_options(opts)
     path = Path(opts.path)
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
+    if path.is_dir() and mnist_layout(path):
+        x, y, xt, yt, meta = read_mnist_folder(path)
+        x = resize(x, opts.options.get("resolution"))
+        if xt is None:
+            return split(x, y, opts.val_fraction, opts.seed, meta)
+        return fixed_split(x, y, resize(xt, opts.options.get("resolution")), yt, meta)
     if path.is_dir():
         x, y, meta = read_folder(path, opts.options.get("mode"), opts.options.get("resolution"),
                                  float(opts.options.get("max_gb", DEFAULT_MAX_GB)))
@@ -101,71 +105,6 @@ def load_path(opts: DatasetOptions) -> DataBundle:
                         "or an NPZ file")
     x = resize(x, opts.options.get("resolution"))
     return split(x, y, opts.val_fraction, opts.seed, meta)
-
-
-def _open(path: Path):
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX array (the MNIST / Fashion-MNIST format), gzipped or not."""
-    try:
-        with _open(path) as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataError(f"{path} is not an IDX file (bad magic number)")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if data[2] not in dtypes:
-        raise DataError(f"{path}: unknown IDX element type 0x{data[2]:02x}")
-    ndim = data[3]
-    if len(data) < 4 + 4 * ndim:
-        raise DataError(f"{path} is truncated: its header names {ndim} dimensions but holds {len(data)} bytes")
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    dt = np.dtype(dtypes[data[2]])
-    body = len(data) - 4 - 4 * ndim
-    want = int(np.prod(dims, dtype=np.int64))
-    if body != want * dt.itemsize:
-        raise DataError(f"{path} is truncated or padded: header says {dims} = {want} values of {dt.itemsize} "
-                        f"byte(s), the file holds {body} bytes of data")
-    arr = np.frombuffer(data, dtype=dt, offset=4 + 4 * ndim)
-    return arr.reshape(dims)
-
-
-def read_idx_pair(images_path: Path):
-    """``*-images-idx3-ubyte[.gz]`` and, when present beside it, the matching labels file."""
-    x = read_idx(images_path)
-    if x.ndim != 3:
-        raise DataError(f"{images_path}: expected an [N, H, W] image array, got shape {x.shape}")
-    labels_path = images_path.with_name(images_path.name.replace("images-idx3", "labels-idx1"))
-    y = None
-    if labels_path != images_path and labels_path.exists():
-        y = read_idx(labels_path)
-        if y.shape[0] != x.shape[0]:
-            raise DataError(f"{labels_path} has {y.shape[0]} labels but {images_path} has {x.shape[0]} images")
-        y = labels(y, labels_path)
-    xt = torch.from_numpy(unit_range(x, images_path))[:, None]
-    classes = [str(int(c)) for c in torch.unique(y).tolist()] if y is not None else []
-    return xt, y, {"source": str(images_path), "classes": classes}
-
-
-def unit_range(x: np.ndarray, path: Path) -> np.ndarray:
-    """uint8 → /255; 16-bit unsigned → /65535; floats must already be finite and in [0, 1]."""
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
-    if x.dtype == np.uint16:
-        return (x.astype(np.float64) / 65535.0).astype(np.float32)
-    if np.issubdtype(x.dtype, np.bool_):
-        return x.astype(np.float32)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise DataError(f"{path}: image values of dtype {x.dtype} are not numbers")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise DataError(f"{path} contains NaN or infinite values")
-    if x.size and (x.min() < 0 or x.max() > 1):
-        raise DataError(f"{path}: values span [{x.min():.3g}, {x.max():.3g}]; expected uint8, uint16 or floats in [0, 1]")
-    return x
 
 
 def read_npz(path: Path):

@@ -169,3 +169,82 @@ def test_benchmark_smoke(tmp_path, monkeypatch):
     roles = [r["role"] for r in result["rows"]]
     assert roles[:2] == ["floor", "baseline"] and "model · unet" in roles
     assert result["classifier"]["val_accuracy"] > 0 and list((tmp_path / "cache").rglob("*.safetensors"))
+
+
+def _mnist_folder(root, n_train=40, n_test=20, gz_train=True, gz_test=False):
+    """Real IDX bytes of real 8x8 digits (sklearn's, as uint8) in the MNIST file layout."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    imgs, ys = (d.images * 255 / 16).round().astype(np.uint8), d.target.astype(np.uint8)
+    root.mkdir(parents=True, exist_ok=True)
+    tr, te = (".gz" if gz_train else ""), (".gz" if gz_test else "")
+    _idx(root / f"train-images-idx3-ubyte{tr}", imgs[:n_train])
+    _idx(root / f"train-labels-idx1-ubyte{tr}", ys[:n_train])
+    if n_test:
+        _idx(root / f"t10k-images-idx3-ubyte{te}", imgs[n_train:n_train + n_test])
+        _idx(root / f"t10k-labels-idx1-ubyte{te}", ys[n_train:n_train + n_test])
+    return imgs, ys
+
+
+def test_mnist_folder_layout_uses_t10k_as_held_out(tmp_path):
+    imgs, ys = _mnist_folder(tmp_path / "m")
+    b = load_path(DatasetOptions(str(tmp_path / "m"), val_fraction=0.5))
+    assert (len(b.train), len(b.val)) == (40, 20) and b.meta["split"] == "given"  # val_fraction does not apply
+    assert torch.equal((b.train.x[:, 0] * 255).round().to(torch.uint8), torch.from_numpy(imgs[:40]))
+    assert torch.equal((b.val.x[:, 0] * 255).round().to(torch.uint8), torch.from_numpy(imgs[40:60]))
+    assert b.val.y.tolist() == ys[40:60].tolist() and b.meta["classes"] == [str(i) for i in range(10)]
+    _mnist_folder(tmp_path / "only_train", n_test=0, gz_train=False)
+    r = load_path(DatasetOptions(str(tmp_path / "only_train"), val_fraction=0.25))
+    assert (len(r.train), len(r.val)) == (30, 10) and "split" not in r.meta
+
+
+def test_mnist_folder_errors_are_one_line_and_name_the_file(tmp_path):
+    def fails(folder, match):
+        with pytest.raises(DataError, match=match) as e:
+            load_path(DatasetOptions(str(folder)))
+        assert "\n" not in str(e.value)
+
+    _mnist_folder(tmp_path / "nolab", n_test=0)
+    (tmp_path / "nolab" / "train-labels-idx1-ubyte.gz").unlink()
+    fails(tmp_path / "nolab", "train-images-idx3-ubyte.gz but no train-labels-idx1-ubyte")
+    _mnist_folder(tmp_path / "both")
+    _idx(tmp_path / "both" / "train-images-idx3-ubyte", np.zeros((40, 8, 8)))
+    fails(tmp_path / "both", "train-images-idx3-ubyte and train-images-idx3-ubyte.gz")
+    _mnist_folder(tmp_path / "size")
+    _idx(tmp_path / "size" / "t10k-images-idx3-ubyte", np.zeros((20, 9, 9)))
+    fails(tmp_path / "size", "t10k-images-idx3-ubyte holds 9x9 images but .*train-images-idx3-ubyte.gz holds 8x8")
+    _mnist_folder(tmp_path / "count")
+    _idx(tmp_path / "count" / "t10k-labels-idx1-ubyte", np.zeros(19))
+    fails(tmp_path / "count", "19 labels but .*t10k-images-idx3-ubyte has 20 images")
+    _mnist_folder(tmp_path / "test_only")
+    for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (tmp_path / "test_only" / f).unlink()
+    fails(tmp_path / "test_only", "no train-images-idx3-ubyte")
+    _mnist_folder(tmp_path / "corrupt")
+    raw = (tmp_path / "corrupt" / "train-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "corrupt" / "train-images-idx3-ubyte.gz").write_bytes(raw[:12] + bytes(len(raw) - 12))
+    fails(tmp_path / "corrupt", "cannot read IDX file .*train-images-idx3-ubyte.gz")
+    (tmp_path / "swap").mkdir()
+    _mnist_folder(tmp_path / "swap", n_test=0, gz_train=False)
+    (tmp_path / "swap" / "train-labels-idx1-ubyte").write_bytes((tmp_path / "swap" / "train-images-idx3-ubyte").read_bytes())
+    fails(tmp_path / "swap", "train-labels-idx1-ubyte: labels must be a 1-D integer array")
+
+
+@pytest.mark.slow
+def test_cli_trains_samples_and_evaluates_from_an_mnist_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PANFLOW_CACHE", str(tmp_path / "cache"))
+    _mnist_folder(tmp_path / "m")
+    run = tmp_path / "run"
+    assert main(["train", "image", "--preset", "smoke", "--data", str(tmp_path / "m"), "--out", str(run)]) == 0
+    assert main(["sample", str(run), "--n", "4", "--nfe", "2", "--out", str(tmp_path / "png")]) == 0
+    assert len(list((tmp_path / "png").glob("sample_*_class*.png"))) == 4
+    assert main(["eval", str(run), "--n", "4"]) == 0  # the classifier is trained on these 40 digits, tested on t10k
+    card = json.loads((run / "scorecard.json").read_text())
+    assert card["classifier"]["n_val"] == 20 and [r["role"] for r in card["rows"]] == ["floor", "baseline", "model"]
+    assert any("held-out accuracy" in n for n in card["notes"])
+    (tmp_path / "m" / "t10k-labels-idx1-ubyte").unlink()
+    capsys.readouterr()
+    assert main(["train", "image", "--preset", "smoke", "--data", str(tmp_path / "m"), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("panflow: error: ") and "no t10k-labels-idx1-ubyte" in err[-1]
