@@ -21,6 +21,7 @@ from .components import (
                          Metric,
                          Objective,
                          Samples,
+                         consumes_labels_and_vectors,
 )
 from .config import RunConfig, TrainConfig
 from .coupling import COUPLINGS, Coupling, register_coupling  # few-step generation (issue 19)
@@ -79,7 +80,7 @@ __all__ = [
     "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
     "INPAINT_METHODS", "InpaintMethod", "InpaintProblem", "register_inpaint_method",
     "KNOWN_SAMPLERS", "KnownSampler", "expand_known", "make_known_sampler", "register_known_sampler",
-    "ConditionEmbedding", "RegressionObjective",
+    "ConditionEmbedding", "RegressionObjective", "consumes_labels_and_vectors",
     "cache_dir", "cached_weights", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",
     "BadItem", "LazySamples", "ShardedSamples", "collate", "draw_subset", "heldout", "is_lazy", "LoaderOptions",
     "epoch_permutation", "rank_shards", "RunningMoments", "StandardEncoder", "fit_encoder", "iter_batches",

@@ -309,6 +309,12 @@ def consumes_labels(cond: ConditionSpec, spec: DataSpec) -> bool:
     return cond.kind == "label"
 
 
+def consumes_labels_and_vectors(cond: ConditionSpec, spec: DataSpec) -> bool:
+    """For backbones that embed labels and global tensor conditions (:class:`panflow.UNet` with
+    ``conditions=``, anything built on :class:`panflow.ConditionEmbedding`)."""
+    return cond.kind in ("label", "tensor")
+
+
 @dataclass
 class Backbone:
     """A network ``build(spec, **kwargs) -> nn.Module`` usable by any domain whose spec fits.

@@ -6,7 +6,9 @@ and have any channel count; ``H`` and ``W`` must be divisible by ``2 ** (len(mul
 Attention runs at every level whose ``min(h, w)`` is in ``attn_resolutions``.
 
 ``model(x [B, C, H, W], t [B] or [B, ...], cond) -> [B, C, H, W]`` where ``cond`` is
-``{"label": LongTensor[B]}``, an empty dict, a bare label tensor ``[B]`` or ``None``.
+``{"label": LongTensor[B]}``, an empty dict, a bare label tensor ``[B]`` or ``None``; vector
+conditions named in ``conditions`` (tensor kind, e.g. the shortcut objective's ``step``) are read
+from the same dict and added to the time embedding (:class:`panflow.ConditionEmbedding`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .nn import LabelEmbedding, TimeEmbedding
+from .components import ConditionSpec
+from .nn import ConditionEmbedding, LabelEmbedding, TimeEmbedding
 
 
 def group_norm(c: int) -> nn.GroupNorm:
@@ -78,7 +81,8 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int, resolution: int | Sequence[int], channels: int = 64,
                  mults: Sequence[int] = (1, 2), num_res: int = 2, attn_resolutions: Sequence[int] = (4,),
-                 heads: int = 4, dropout: float = 0.1, num_classes: int = 0):
+                 heads: int = 4, dropout: float = 0.1, num_classes: int = 0,
+                 conditions: Sequence[ConditionSpec] = ()):
         super().__init__()
         h, w = _size(resolution)
         factor = 2 ** (len(mults) - 1)
@@ -87,6 +91,8 @@ class UNet(nn.Module):
         emb = 4 * channels
         self.time = TimeEmbedding(emb)
         self.label = LabelEmbedding(num_classes, emb) if num_classes else None
+        vectors = tuple(c for c in conditions if c.kind == "tensor")  # global vector conditions (e.g. a step size)
+        self.vectors = ConditionEmbedding(vectors, emb) if vectors else None
         self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()
         skips, c = [channels], channels
@@ -130,6 +136,8 @@ class UNet(nn.Module):
         e = self.time(t)
         if self.label is not None:
             e = e + self.label(y, x.shape[0], x.device)
+        if self.vectors is not None:
+            e = e + self.vectors(cond if isinstance(cond, dict) else {}, x.shape[0], x.device).to(e.dtype)
         h = self.inp(x)
         hs = [h]
         for blocks in self.down:

@@ -13,4 +13,5 @@ def build_spec_unet(spec: DataSpec, channels: int = 32, mults: tuple[int, ...] |
                     num_res: int = 1, attn_resolutions: tuple[int, ...] | list[int] = (8,), heads: int = 4,
                     dropout: float = 0.0) -> UNet:
     c, h, w = spec.shape
-    return UNet(c, (h, w), channels, tuple(mults), num_res, tuple(attn_resolutions), heads, dropout, spec.num_classes)
+    return UNet(c, (h, w), channels, tuple(mults), num_res, tuple(attn_resolutions), heads, dropout, spec.num_classes,
+                conditions=spec.conditions)

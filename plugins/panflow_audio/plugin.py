@@ -80,7 +80,8 @@ class AudioPlugin:
         registry.add_dataset(Dataset("audio_files", "audio", _files,
                                      "your audio: a folder (class = sub-folder) or a CSV/JSONL manifest"))
         registry.add_backbone(Backbone("spec_unet", lazy("panflow_audio.backbone:build_spec_unet"), ("continuous",),
-                                       _spectrogram_shaped, "the core UNet over (mel, time) spectrograms"))
+                                       _spectrogram_shaped, "the core UNet over (mel, time) spectrograms",
+                                       consumes=panflow.consumes_labels_and_vectors))
         registry.add_metric(Metric("mel_energy_ks", "audio", lazy("panflow_audio.metrics:mel_energy_ks"),
                                    description="KS statistic of per-frame log mel energy, generated vs real"))
         registry.add_benchmark(Benchmark("audio", "audio", lazy("panflow_audio.benchmark:run_benchmark"),

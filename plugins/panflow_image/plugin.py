@@ -67,7 +67,8 @@ class ImagePlugin:
         registry.add_dataset(Dataset("files", "image", _files,
                                      "your images: a folder (class = sub-folder), IDX (MNIST) or NPZ"))
         registry.add_backbone(Backbone("unet", lazy("panflow_image.backbones.unet:build_unet"), ("continuous",),
-                                       _image_shaped, "ADM-style UNet: residual blocks, attention at low resolution"))
+                                       _image_shaped, "ADM-style UNet: residual blocks, attention at low resolution",
+                                       consumes=panflow.consumes_labels_and_vectors))
         registry.add_backbone(Backbone("dit", lazy("panflow_image.backbones.dit:build_dit"), ("continuous",),
                                        _image_shaped, "DiT: patch transformer with adaLN-Zero time/class conditioning"))
         registry.add_metric(Metric("pixel_fd", "image", lazy("panflow_image.metrics:pixel_fd"),

@@ -267,3 +267,16 @@ def test_reflow_pairs_are_the_models_own_and_train_a_2_rectified_flow(tmp_path, 
     assert main(["train", "toy2d", "--preset", "smoke", "--out", str(tmp_path / "no_pairs"), "--set",
                  "flow.coupling=reflow", "--set", "train.steps=2", "--device", "cpu"]) == 2
     assert "make the pairs with panflow reflow" in capsys.readouterr().err
+
+
+def test_shortcut_runs_on_the_core_unet_for_images(tmp_path, capsys):
+    """panflow.UNet embeds vector conditions, so the image UNet takes the step size; the DiT says it cannot."""
+    run = tmp_path / "img"
+    assert main(["train", "image", "--preset", "smoke", "--out", str(run), "--set", "flow.objective=shortcut",
+                 "--set", "flow.objective_options.max_steps=4", "--device", "cpu"]) == 0
+    assert main(["sample", str(run), "--nfe", "1", "--n", "4", "--device", "cpu"]) == 0
+    assert json.loads((run / "samples" / "sampling.json").read_text())["nfe"] == 1
+    capsys.readouterr()
+    assert main(["train", "image", "--preset", "smoke", "--backbone", "dit", "--out", str(tmp_path / "dit"), "--set",
+                 "flow.objective=shortcut", "--device", "cpu"]) == 2
+    assert STEP in capsys.readouterr().err
