@@ -27,6 +27,7 @@ import torch
 
 from .components import Samples
 from .errors import ConfigError, DataError, UnknownNameError
+from .nametable import NameTable
 
 
 # -- the assignment ---------------------------------------------------------------------------------
@@ -142,28 +143,26 @@ class Coupling:
     noise_key: str = ""  # set: no pairing; each sample brings its noise as ``cond[noise_key]`` (reflow pairs)
 
 
-COUPLINGS: dict[str, Coupling] = {
+COUPLINGS = NameTable("coupling", {
     "independent": Coupling("independent", None, "each data point with independent noise (plain flow matching)"),
     "ot": Coupling("ot", ot_pairing, "minibatch OT within each condition group: Sinkhorn plan, greedy rounding"),
     "ot-exact": Coupling("ot-exact", exact_ot_pairing, "minibatch OT within each condition group: auction, "
                          "total cost within tol x mean cost per pair of the optimum"),
     "reflow": Coupling("reflow", None, "each sample with the noise it was generated from (panflow reflow pairs, "
                        "data.cache)", noise_key="reflow_noise"),
-}
+})
 
 
 def register_coupling(coupling: Coupling) -> Coupling:
     """Add a coupling under ``coupling.name`` (chosen by ``flow.coupling``); a clash is an error."""
-    if coupling.name in COUPLINGS and COUPLINGS[coupling.name] is not coupling:
-        raise ConfigError(f"coupling '{coupling.name}' is already registered")
-    COUPLINGS[coupling.name] = coupling
-    return coupling
+    return COUPLINGS.add(coupling.name, coupling)
 
 
 def get_coupling(name: str) -> Coupling:
-    if name not in COUPLINGS:
-        raise ConfigError(str(UnknownNameError("value of 'flow.coupling'", name, COUPLINGS)))
-    return COUPLINGS[name]
+    try:
+        return COUPLINGS.lookup(name, "value of 'flow.coupling'")
+    except UnknownNameError as exc:  # a config value: reported as a config error
+        raise ConfigError(str(exc)) from exc
 
 
 # -- coupled training ---------------------------------------------------------------------------------

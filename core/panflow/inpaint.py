@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError, PanflowError, UnknownNameError, check_finite
+from .errors import ConfigError, PanflowError, check_finite
+from .nametable import NameTable
 from .paths import AffinePath
 from .sampling import SampleOptions, SampleResult
 from .solvers import FIXED_STEP_COST, get_solver, step, steps_for_nfe, time_grid
@@ -139,21 +140,16 @@ class RePaint(InpaintMethod):
         return SampleResult(torch.where(p.hold, p.x_known, x), evals[0], takes, f"repaint-{method}")
 
 
-INPAINT_METHODS: dict[str, InpaintMethod] = {m.name: m for m in (Trained(), Replacement(), RePaint())}
+INPAINT_METHODS = NameTable("inpainting method", {m.name: m for m in (Trained(), Replacement(), RePaint())})
 
 
 def register_inpaint_method(method: InpaintMethod) -> InpaintMethod:
     """Add an inpainting method under ``method.name`` (usable as ``sample.inpaint``)."""
-    if method.name in INPAINT_METHODS and INPAINT_METHODS[method.name] is not method:
-        raise ConfigError(f"inpainting method '{method.name}' is already registered")
-    INPAINT_METHODS[method.name] = method
-    return method
+    return INPAINT_METHODS.add(method.name, method)
 
 
 def get_inpaint_method(name: str) -> InpaintMethod:
-    if name not in INPAINT_METHODS:
-        raise UnknownNameError("inpainting method", name, INPAINT_METHODS)
-    return INPAINT_METHODS[name]
+    return INPAINT_METHODS.lookup(name)
 
 
 __all__ = ["InpaintMethod", "InpaintProblem", "INPAINT_METHODS", "register_inpaint_method", "get_inpaint_method",

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError
+from .nametable import NameTable
 
 
 class KnownSampler:
@@ -93,15 +94,12 @@ class RandomKnown(_WithNone):
         return known & ~drop.reshape(n, *([1] * len(time_shape)))
 
 
-KNOWN_SAMPLERS: dict[str, type[KnownSampler]] = {"none": NoKnown, "prefix": PrefixKnown, "random": RandomKnown}
+KNOWN_SAMPLERS = NameTable("known sampler", {"none": NoKnown, "prefix": PrefixKnown, "random": RandomKnown})
 
 
 def register_known_sampler(cls: type[KnownSampler]) -> type[KnownSampler]:
     """Add a known sampler class under ``cls.name`` (usable as ``flow.known = "<name>"``)."""
-    if cls.name in KNOWN_SAMPLERS and KNOWN_SAMPLERS[cls.name] is not cls:
-        raise ConfigError(f"known sampler '{cls.name}' is already registered")
-    KNOWN_SAMPLERS[cls.name] = cls
-    return cls
+    return KNOWN_SAMPLERS.add(cls.name, cls)
 
 
 def make_known_sampler(spec: str | dict[str, Any] | KnownSampler) -> KnownSampler:
@@ -110,10 +108,9 @@ def make_known_sampler(spec: str | dict[str, Any] | KnownSampler) -> KnownSample
         return spec
     spec = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = spec.pop("name")
-    if name not in KNOWN_SAMPLERS:
-        raise UnknownNameError("known sampler", name, KNOWN_SAMPLERS)
+    cls = KNOWN_SAMPLERS.lookup(name)
     try:
-        return KNOWN_SAMPLERS[name](**spec)
+        return cls(**spec)
     except TypeError as exc:
         raise ConfigError(f"known sampler '{name}': {exc}") from exc
 

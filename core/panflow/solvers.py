@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import PanflowError, UnknownNameError, check_finite
+from .nametable import NameTable
 from .sampling import SampleResult
 from .time_samplers import shift_time
 
@@ -222,23 +223,18 @@ def _sde(field, x0, opts, path=None, generator=None, hold=None) -> SampleResult:
     return sample_sde(field, path, x0, opts.nfe, opts.noise_scale, generator, hold=hold)
 
 
-SOLVERS: dict[str, Solver] = {
+SOLVERS: NameTable = NameTable("solver", {
     **{m: Solver(m, _fixed(m), c, f"fixed-step {m} ({c} evaluation(s) per step)") for m, c in FIXED_STEP_COST.items()},
     "dopri5": Solver("dopri5", _adaptive, None, "adaptive Dormand-Prince 5(4); atol/rtol, NFE reported"),
     "sde": Solver("sde", _sde, 1, "Euler-Maruyama with the velocity-derived score; noise_scale sets g_t = s * sigma_t"),
-}
+}, clash=PanflowError)
 
 
 def register_solver(solver: Solver) -> Solver:
     """Add a solver (for flow objectives) under ``solver.name``; a clash is an error."""
-    if solver.name in SOLVERS and SOLVERS[solver.name] is not solver:
-        raise PanflowError(f"solver '{solver.name}' is already registered")
-    SOLVERS[solver.name] = solver
-    return solver
+    return SOLVERS.add(solver.name, solver)
 
 
 def get_solver(name: str) -> Solver:
-    if name not in SOLVERS:
-        raise UnknownNameError("solver", name, SOLVERS)
-    return SOLVERS[name]
+    return SOLVERS.lookup(name)
 
