@@ -49,11 +49,22 @@ from .nn import AdaLNBlock, AdaLNOutput, ConditionEmbedding, LabelEmbedding, Rot
 from .objective import FlowObjective, masked_mean
 from .paths import AffinePath, CosineSchedule, LinearSchedule, VPSchedule, make_schedule
 from .plugins import PluginUnavailable, get_registry, load_plugins
+from .preview import Preview, colormap, image_grid, png_bytes, polylines_svg, scatter_svg, upscale, wav_bytes  # report (issue 21)
+from .progress import enabled as progress_enabled  # report (issue 21)
+from .progress import stage as progress_stage  # report (issue 21)
 from .registry import Registry
 from .regression import RegressionObjective
 from .run import Run, build_config, load_run, train
 from .sampling import SampleOptions, SampleResult, guided_velocity
-from .scorecard import Bar, Row, ScoreCard, bar, hardware, write_result
+from .scorecard import (
+                         Bar,
+                         Row,
+                         ScoreCard,
+                         bar,
+                         hardware,
+                         loss_curve,  # report (issue 21)
+                         write_result,
+)
 from .sde import sample_sde
 from .shardstore import ShardStore, ShardWriter
 from .shortcut import ShortcutObjective
@@ -65,6 +76,8 @@ from .trainer import Trainer, resolve_device
 from .unet import UNet
 
 __all__ = [
+    "loss_curve", "Preview", "colormap", "image_grid", "png_bytes", "polylines_svg", "scatter_svg", "upscale",
+    "wav_bytes", "progress_enabled", "progress_stage",  # report (issue 21)
     "__version__", "AdaLNBlock", "AutoregressiveObjective", "AdaLNOutput", "Rotary", "AffinePath", "Backbone", "Bar",
     "Benchmark", "CheckpointError", "ConfigError", "ContractError", "FIXED_STEP_COST", "CosineSchedule",
     "DataBundle", "DataError", "DataSpec", "Dataset", "DatasetOptions", "Domain", "Encoder", "FlowObjective",

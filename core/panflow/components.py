@@ -401,7 +401,10 @@ class Objective:
 
 @dataclass
 class Benchmark:
-    """A recipe: ``run(preset, out_dir, seed) -> ScoreCard`` (rendered to JSON and Markdown)."""
+    """A recipe: ``run(preset, out_dir, seed) -> ScoreCard`` (rendered to JSON and Markdown).
+
+    ``presets`` are the sizes it offers (``panflow bench --preset P`` skips, and says so, a benchmark
+    without ``P``)."""
 
     name: str
     domain: str
@@ -410,3 +413,6 @@ class Benchmark:
     presets: tuple[str, ...] = ("smoke", "small", "full")
     plugin: str = ""
     headline: tuple[str, ...] = ()  # (metric, section): the number summary.md shows for this benchmark
+    # previews(result: dict, samples: dict[str, ndarray]) -> list[panflow.Preview]: report.html's
+    # previews in the domain's medium, from the result JSON and the card's saved artifacts
+    previews: Callable[..., list[Any]] | None = None

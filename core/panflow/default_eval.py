@@ -32,7 +32,7 @@ from .streaming import draw_subset, heldout
 
 FULL_COV_MAX = 1024
 SWEEP_NFES = (1, 2, 4, 8, 16, 32)
-DEFAULT_N = {"smoke": 64, "small": 2000, "full": 10_000}
+DEFAULT_N = {"smoke": 64, "quick": 500, "small": 2000, "full": 10_000}
 
 
 def domain_metrics(registry: Registry, domain: str) -> list[Metric]:
@@ -146,7 +146,7 @@ def default_benchmark(domain: str) -> Benchmark:
         return card
 
     return Benchmark(domain, domain, run_bench, f"default benchmark of '{domain}' (its metrics, Gaussian baseline)",
-                     plugin="panflow")
+                     plugin="panflow", presets=tuple(DEFAULT_N))
 
 
 __all__ = ["default_evaluate", "default_benchmark", "gaussian_baseline", "domain_metrics"]

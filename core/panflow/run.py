@@ -26,12 +26,11 @@ from .errors import ConfigError, ContractError, DataError, UnknownNameError
 from .known import expand_known
 from .masked import MASKED_SAMPLERS
 from .plugins import get_registry, load_plugins
+from .presets import PRESETS
 from .registry import Registry
 from .sampling import SampleOptions
 from .solvers import SOLVERS
 from .trainer import Trainer, resolve_device
-
-PRESETS = ("smoke", "small", "full")
 
 
 def build_config(domain: str, preset: str = "small", config_file: str | None = None,

@@ -46,6 +46,7 @@ class Bar:
     passed: bool
     detail: str = ""
     kind: str = "quality"   # quality | speed (wall-clock: compared with a wider tolerance)
+    needs: str = ""         # the larger preset this bar is sized for, when this run's preset is smaller: shown, not counted
 
     def to_json(self) -> dict[str, Any]:
         return vars(self)
@@ -69,12 +70,21 @@ class ScoreCard:
     bars: list[Bar] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # name -> tensor/array kept for the report's previews (saved as <name>.samples.npz, not in the JSON)
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def row(self, role: str) -> Row:
         for r in self.rows:
             if r.role == role:
                 return r
         raise KeyError(role)
+
+    def defer(self, parts: tuple[str, ...], preset: str = "small") -> None:
+        """Mark the bars whose names contain one of ``parts`` as sized for ``preset``: a smaller preset
+        still reports them (value, pass/fail) but does not count them in "bars passed"."""
+        for b in self.bars:
+            if any(part in b.name for part in parts):
+                b.needs = preset
 
     def to_json(self) -> dict[str, Any]:
         return {"domain": self.domain, "panflow_version": __version__, "hardware": hardware(),
@@ -97,8 +107,8 @@ class ScoreCard:
                          f"{s.get('solver', '')} | {s.get('guidance', '')} | {s.get('seed', '')} |")
         if self.bars:
             lines += ["", "| bar | value | target | passed |", "|---|---|---|---|"]
-            lines += [f"| {b.name} | {_fmt(b.value)} | {b.target} | {'yes' if b.passed else '**no**'} |"
-                      for b in self.bars]
+            lines += [f"| {b.name} | {_fmt(b.value)} | {b.target} | {'yes' if b.passed else '**no**'}"
+                      + (f" (sized for `{b.needs}`, not counted)" if b.needs else "") + " |" for b in self.bars]
         if self.notes:
             lines += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
@@ -110,6 +120,17 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def loss_curve(source: list[dict] | str | Path) -> list[dict[str, float]]:
+    """``[{"step", "loss"}, ...]`` from a Trainer's ``records`` or a run directory's ``metrics.jsonl``
+    (empty when the run logged nothing), for a result's training-loss curve."""
+    if isinstance(source, (str, Path)):
+        path = Path(source) / "metrics.jsonl"
+        recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    else:
+        recs = source
+    return [{"step": int(r["step"]), "loss": float(r["loss"])} for r in recs if "step" in r and "loss" in r]
 
 
 def write_result(out_dir: str | Path, name: str, result: dict[str, Any], markdown: str) -> tuple[Path, Path]:

@@ -13,18 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from .compare import load_results
+from .presets import PLUMBING_ONLY
 
 KINDS = {"floor": ("floor",), "baseline": ("baseline",), "model": ("model",), "oracle": ("oracle", "ceiling")}
 
 
-def _pick(rows: list[dict], prefixes: tuple[str, ...], metric: str, section: str) -> float | None:
+def pick_row(rows: list[dict], prefixes: tuple[str, ...], metric: str, section: str) -> dict | None:
+    """The first row whose role starts with one of ``prefixes``, lies in ``section`` and has ``metric``."""
     for r in rows:
         role = r.get("role", "")
         first = role.split(" · ")[0]
         if first in prefixes and (not section or section in role.split(" · ")) and metric in r.get("metrics", {}):
-            v = r["metrics"][metric]
-            return float(v) if isinstance(v, (int, float)) else None
+            return r
     return None
+
+
+def _pick(rows: list[dict], prefixes: tuple[str, ...], metric: str, section: str) -> float | None:
+    r = pick_row(rows, prefixes, metric, section)
+    v = r["metrics"][metric] if r is not None else None
+    return float(v) if isinstance(v, (int, float)) else None
 
 
 def summary_rows(results: dict[str, dict], headlines: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
@@ -34,8 +41,13 @@ def summary_rows(results: dict[str, dict], headlines: dict[str, tuple[str, ...]]
         bars = d.get("bars", [])
         head = tuple(headlines.get(name) or d.get("headline") or ())
         metric, section = (head + ("", ""))[:2]
+        held = [b for b in bars if not b.get("needs")]
+        later = [b for b in bars if b.get("needs")]
         row: dict[str, Any] = {"benchmark": name, "preset": d.get("preset", "?"),
-                               "bars": f"{sum(1 for b in bars if b.get('passed'))}/{len(bars)}",
+                               "bars": f"{sum(1 for b in held if b.get('passed'))}/{len(held)}"
+                               + (f" (+{sum(1 for b in later if b.get('passed'))}/{len(later)} sized for "
+                                  f"{'/'.join(sorted({str(b['needs']) for b in later}))})" if later else ""),
+                               "all_passed": all(b.get("passed") for b in held),
                                "headline": f"{metric}{' @ ' + section if section else ''}" if metric else "–",
                                "wall_min": (d.get("wall_s") or 0) / 60, "command": d.get("command", "")}
         for kind, prefixes in KINDS.items():
@@ -48,13 +60,19 @@ def summary_markdown(results: dict[str, dict], headlines: dict[str, tuple[str, .
     lines = ["# panflow benchmarks: summary", "",
              "One row per benchmark; the headline metric's floor (real vs real), baseline, model and oracle",
              "(or ceiling) rows from its score card, the bars it passes, its wall time. Each benchmark's",
-             "own `.md` has every row, bar and note.", "",
+             "own `.md` has every row, bar and note. Bars sized for a larger preset (\"sized for small\") are",
+             "reported beside the count, not in it.", "",
              "| benchmark | preset | headline | floor | baseline | model | oracle | bars passed | wall (min) |",
              "|---|---|---|---|---|---|---|---|---|"]
+    plumbing = []
     for r in summary_rows(results, headlines):
         vals = ["–" if r[k] is None else f"{r[k]:.4g}" for k in KINDS]
         lines.append(f"| {r['benchmark']} | {r['preset']} | {r['headline']} | " + " | ".join(vals)
                      + f" | {r['bars']} | {r['wall_min']:.1f} |")
+        plumbing += [r["benchmark"]] if r["preset"] in PLUMBING_ONLY else []
+    if plumbing:
+        lines += ["", f"**Plumbing check:** {', '.join(plumbing)} ran a plumbing-only preset (seconds of training);"
+                      " those numbers say the pipeline runs, not how good the model is. Run `--preset quick` for that."]
     return "\n".join(lines) + "\n"
 
 
@@ -65,4 +83,4 @@ def write_summary(out_dir: str | Path, headlines: dict[str, tuple[str, ...]]) ->
     return path
 
 
-__all__ = ["summary_rows", "summary_markdown", "write_summary"]
+__all__ = ["pick_row", "summary_rows", "summary_markdown", "write_summary"]

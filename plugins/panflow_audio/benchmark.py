@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from panflow import ScoreCard, bar, build_config, load_run
+from panflow import ScoreCard, bar, build_config, load_run, loss_curve
 
 from .evaluate import CLASSIFIER_EPOCHS, context, model_row, notes_text, reference_rows
 from .plugin import BACKBONE_PRESETS
@@ -20,11 +20,17 @@ from .plugin import BACKBONE_PRESETS
 # the notes' 64 x 16 log-mels: attention at the 16 x 4 level (64 positions, as the digits' 8 x 8) —
 # at the preset's 8-wide level (32 x 8 = 256 positions) a training step took 2.3x as long
 NOTES_ATTN = {"notes": {"model.options": {**BACKBONE_PRESETS["small"]["spec_unet"], "attn_resolutions": [4]}}}
+PREVIEW_N = 6  # clips per dataset kept for report.html (spectrograms and players)
 # curve: (number of evenly spaced checkpoints before the last, N, guidance) — the training curve of
 # the same run, each point scored by the same metric code at a smaller N
 PRESETS = {
     "smoke": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0], "n": 16,
               "classifier_epochs": CLASSIFIER_EPOCHS["smoke"], "overrides": {}, "curve": (1, 8, 1.0)},
+    "quick": {"datasets": ["spoken_digits", "notes"], "guidances": [2.0], "n": 64,
+              "classifier_epochs": CLASSIFIER_EPOCHS["quick"], "overrides": {}, "curve": (0, 0, 2.0),
+              # sized for small: matching the real clips' FD, the Griffin-Lim ceiling and the energy statistics
+              "defer": ("spoken_digits: FD /", "notes: FD /", "spoken_digits: frame-energy", "notes: frame-energy",
+                        "spoken_digits: conditional", "notes: conditional")},
     "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": 192,
               "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": NOTES_ATTN, "curve": (3, 96, 2.0)},
     "full": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": None,
@@ -74,9 +80,14 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         ctx = context(bundle, run.raw_spec.num_classes, p["classifier_epochs"], seed, p["n"])
         tag = f" · {ds}"
         ref = reference_rows(ctx, tag)
-        rows = [model_row(run, ctx, run.options(guidance=w), role=f"model{tag} (guidance {w:g})") for w in p["guidances"]]
+        keeps: dict[float, dict] = {w: {} for w in p["guidances"]}
+        rows = [model_row(run, ctx, run.options(guidance=w), role=f"model{tag} (guidance {w:g})", keep=keeps[w])
+                for w in p["guidances"]]
         best = min(rows, key=lambda r: r.metrics["fd"])
         best.role = f"model{tag}"
+        kept = keeps[best.setup["guidance"]]
+        card.artifacts.update({f"{ds}.mel": kept["mel"][:PREVIEW_N], f"{ds}.wave": kept["wave"][:PREVIEW_N],
+                               f"{ds}.label": kept["label"][:PREVIEW_N], f"{ds}.real_wave": ctx["val_w"][:PREVIEW_N]})
         card.rows += [ref[0], ref[1], best, ref[2]]
         curves[ds] = _curve(root / ds, ctx, p["curve"]) + [
             {"step": cfg.train.steps, "n": ctx["n"], **next(r for r in rows if r.setup["guidance"] == p["curve"][2]).metrics}
@@ -87,13 +98,14 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         training[ds] = {"train_s": wall, "s_per_step": wall / max(1, cfg.train.steps), "steps": cfg.train.steps,
                         "batch_size": cfg.train.batch_size, "params": sum(x.numel() for x in run.model.parameters()),
                         "options": cfg.model.options, "spectrogram": list(run.raw_spec.shape),
-                        "frontend": bundle.meta["frontend"]}
+                        "frontend": bundle.meta["frontend"], "loss_curve": loss_curve(run.run_dir)}
         classifiers[ds] = ctx["clf"][1]
         _bars(card, ds, best.metrics, ref[0].metrics, ref[1].metrics, ref[2].metrics, acc, ctx["hz"] is not None)
         sections.append(_markdown(ds, sweeps[ds], training[ds], ctx["clf"][1], curves[ds], p["curve"][2]))
         card.notes.append(f"{ds}: " + notes_text(ctx))
     card.notes.append("Model rows use the guidance with the best classifier FD; every guidance tried is in the sweep tables. "
                       "Random crops in training are not done: the in-memory data path trains on one fixed clip per file.")
+    card.defer(p.get("defer", ()))
     card.extra.update({"curves": curves, "sweeps": sweeps, "training": training, "classifier": classifiers, "preset": preset,
                        "markdown_sections": sections})
     shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,7 @@ from .classifier import accuracy, reference_classifier
 from .data import frontend_of, waves_of
 from .metrics import classifier_metrics, energy_metrics, pitch_accuracy
 
-CLASSIFIER_EPOCHS = {"smoke": 1, "small": 10, "full": 30}  # the benchmark's presets use the same
+CLASSIFIER_EPOCHS = {"smoke": 1, "quick": 4, "small": 10, "full": 30}  # the benchmark's presets use the same
 
 
 class MeanSpectrogramBaseline:
@@ -88,11 +88,14 @@ def reference_rows(ctx, tag: str = "") -> list[Row]:
     return rows
 
 
-def model_row(run: Run, ctx, opts=None, role: str = "model") -> Row:
+def model_row(run: Run, ctx, opts=None, role: str = "model", keep: dict | None = None) -> Row:
+    """The model's row; ``keep`` (a dict), when given, receives the log-mels (``mel``) and waveforms (``wave``)."""
     gen, setup = run.generate(ctx["n"], opts or run.options(), labels=ctx["val_y"], seed=ctx["seed"])
     t0 = time.perf_counter()
     waves = ctx["fe"].invert(gen.x)
     setup["invert_s"] = time.perf_counter() - t0
+    if keep is not None:
+        keep.update({"mel": gen.x, "wave": waves, "label": ctx["val_y"]})
     m = row_metrics(ctx["clf"][0], ctx["val_w"], ctx["val_y"], waves, ctx["val_y"], ctx["k"], ctx["fe"].sample_rate,
                     ctx["hz"])
     return Row(role, m, setup)

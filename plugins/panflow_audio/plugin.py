@@ -41,6 +41,9 @@ SMALL_TRAIN = {"train.steps": 1000, "train.batch_size": 32, "train.lr": 2e-3, "t
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1, "data.val_fraction": 0.2,
               "sample.nfe": 2, "data.options": {"griffin_lim_iters": 4}},  # plumbing only: a cheap inversion
+    # quick: the README's first run — a short run of a narrower UNet, already far past the mean-spectrogram baseline
+    "quick": {**SMALL_TRAIN, "train.steps": 150, "train.batch_size": 16, "train.warmup_steps": 20,
+              "train.ema_decay": 0.98, "train.log_every": 10, "sample.nfe": 8},
     "small": SMALL_TRAIN,
     # GPU scale: 16 kHz, 80 mels x 128 frames (about 2 s), a wider UNet, bf16 and compile
     "full": {"train.steps": 200_000, "train.batch_size": 128, "train.lr": 2e-4, "train.warmup_steps": 1000,
@@ -52,6 +55,7 @@ PRESETS = {
 }
 BACKBONE_PRESETS = {
     "smoke": {"spec_unet": {"channels": 8, "mults": [1, 2], "num_res": 1, "attn_resolutions": [], "heads": 2}},
+    "quick": {"spec_unet": {"channels": 12, "mults": [1, 2, 2], "num_res": 1, "attn_resolutions": [], "heads": 2}},
     "small": {"spec_unet": {"channels": 16, "mults": [1, 2, 2], "num_res": 1, "attn_resolutions": [8], "heads": 4}},
     "full": {"spec_unet": {"channels": 128, "mults": [1, 2, 2, 4], "num_res": 2, "attn_resolutions": [20, 10],
                            "heads": 8, "dropout": 0.1}},
@@ -86,7 +90,8 @@ class AudioPlugin:
                                    description="KS statistic of per-frame log mel energy, generated vs real"))
         registry.add_benchmark(Benchmark("audio", "audio", lazy("panflow_audio.benchmark:run_benchmark"),
                                          "spoken digits and notes: spectrogram UNet vs floor, baseline, Griffin-Lim ceiling",
-                                         headline=("fd", "spoken_digits")))
+                                         headline=("fd", "spoken_digits"), presets=("smoke", "quick", "small", "full"),
+                                         previews=lazy("panflow_audio.previews:previews")))
 
 
 plugin = AudioPlugin()

@@ -9,13 +9,28 @@ import tempfile
 import time
 from pathlib import Path
 
-from panflow import FIXED_STEP_COST, Row, ScoreCard, bar, build_config, load_run, train
+from panflow import (
+    FIXED_STEP_COST,
+    Row,
+    ScoreCard,
+    bar,
+    build_config,
+    load_run,
+    loss_curve,
+    progress_enabled,
+    progress_stage,
+    train,
+)
 
 from .evaluate import notes, real_rows, reference, row_metrics
 
+PREVIEW_N = 200  # images per source kept for report.html's grids
 PRESETS = {
     "smoke": {"backbones": ["unet"], "nfes": [1, 2], "solvers": ["euler", "heun"], "guidances": [1.0, 2.0],
               "n": 64, "classifier_epochs": 2, "overrides": {}},
+    # quick: the README's first run — the UNet alone, a short sweep, a classifier trained for fewer epochs
+    "quick": {"backbones": ["unet"], "nfes": [2, 4, 8], "solvers": ["euler", "heun"], "guidances": [1.0],
+              "n": 250, "classifier_epochs": 30, "overrides": {}},
     "small": {"backbones": ["unet", "dit"], "nfes": [1, 2, 4, 8, 16, 32], "solvers": ["euler", "midpoint", "heun", "rk4"],
               "guidances": [1.0, 1.5, 2.0, 3.0], "n": None, "classifier_epochs": 100,
               "overrides": {"dit": {"train.steps": 6000}}},  # the transformer needs more steps than the UNet
@@ -26,7 +41,7 @@ PRESETS = {
 
 def _train(backbone: str, preset: str, root: Path, seed: int, extra: dict | None = None):
     cfg = build_config("image", preset, backbone=backbone,
-                       overrides={"train.seed": seed, "train.progress": False, **(extra or {})})
+                       overrides={"train.seed": seed, "train.progress": progress_enabled(), **(extra or {})})
     t0 = time.perf_counter()
     run_dir = train(cfg, root / backbone)
     wall = time.perf_counter() - t0
@@ -38,11 +53,14 @@ def _sweep(run, ref, p, seed):
     configs = [(s, k, 1.0) for s in p["solvers"] for k in p["nfes"] if k % FIXED_STEP_COST[s] == 0 and k >= FIXED_STEP_COST[s]]
     best_nfe = max(p["nfes"])
     configs += [("heun", best_nfe, w) for w in p["guidances"] if w != 1.0]
+    pbar = progress_stage("image sample sweep + evaluation", len(configs))
     for solver, nfe, w in configs:
+        pbar.update(1)
         gen, setup = run.generate(len(ref.ref), run.options(solver=solver, nfe=nfe, guidance=w), labels=ref.ref.y,
                                   seed=seed)
         m = row_metrics(ref, gen.x, ref.ref.y, seed)
         rows.append({"solver": solver, "nfe": nfe, "guidance": w, "sample_s": setup["wall_s"], **m})
+    pbar.close()
     return rows
 
 
@@ -66,9 +84,10 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         gen, setup = run.generate(n, run.options(solver=best["solver"], nfe=best["nfe"], guidance=best["guidance"]),
                                   labels=ref.ref.y, seed=seed)
         card.rows.append(Row(f"model · {b}", row_metrics(ref, gen.x, ref.ref.y, seed), setup))
+        card.artifacts.update({f"{b}.model": gen.x[:PREVIEW_N], f"{b}.labels": ref.ref.y[:PREVIEW_N]})
         train_info[b] = {"train_s": wall, "s_per_step": wall / max(1, cfg.train.steps), "steps": cfg.train.steps,
                          "batch_size": cfg.train.batch_size, "params": sum(x.numel() for x in run.model.parameters()),
-                         "options": cfg.model.options}
+                         "options": cfg.model.options, "loss_curve": loss_curve(run.run_dir)}
         sections.append(_markdown(b, rows, train_info[b]))
     floor, base = card.row("floor").metrics, card.row("baseline").metrics
     acc = ref.info["val_accuracy"]
@@ -81,6 +100,7 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         for key, better in [("fd", "<"), ("kid", "<"), ("precision", ">"), ("recall", ">"), ("cond_acc", ">")]:
             ratio = m[key] / base[key] if base[key] else float("inf")
             card.bars.append(bar(f"{b}: {key} model / baseline", ratio, "<" if better == "<" else ">", 1.0))
+    card.artifacts.update({"real.model": ref.ref.x[:PREVIEW_N], "real.labels": ref.ref.y[:PREVIEW_N]})
     card.extra.update({"sweeps": sweeps, "training": train_info, "classifier": ref.info, "n": n,
                        "markdown_sections": sections})
     card.notes += notes(ref.info)

@@ -34,6 +34,8 @@ SMALL_TRAIN = {"train.steps": 2500, "train.batch_size": 128, "train.lr": 1e-3, "
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 16, "train.log_every": 1, "data.val_fraction": 0.3,
               "sample.nfe": 2},
+    "quick": {**SMALL_TRAIN, "train.steps": 1000, "train.batch_size": 64, "train.lr": 2e-3, "train.warmup_steps": 50,
+              "train.ema_decay": 0.99, "train.log_every": 50, "sample.nfe": 8},
     "small": SMALL_TRAIN,
     "full": {"train.steps": 200_000, "train.batch_size": 256, "train.lr": 2e-4, "train.warmup_steps": 1000,
              "train.ema_decay": 0.9999, "train.compile": True, "train.amp": "auto", "train.log_every": 1000,
@@ -42,6 +44,7 @@ PRESETS = {
 }
 BACKBONE_PRESETS = {
     "smoke": {"unet": {"channels": 16, "num_res": 1}, "dit": {"dim": 32, "depth": 1, "heads": 2}},
+    "quick": {"unet": {"channels": 16, "num_res": 1}, "dit": {"dim": 64, "depth": 2, "heads": 4}},
     "small": {"unet": {"channels": 32, "num_res": 1}, "dit": {"dim": 128, "depth": 4, "heads": 4}},
     "full": {"unet": {"channels": 128, "mults": [1, 2, 2, 2], "num_res": 2, "attn_resolutions": [16, 8]},
              "dit": {"patch": 2, "dim": 384, "depth": 12, "heads": 6}},
@@ -74,7 +77,9 @@ class ImagePlugin:
         registry.add_metric(Metric("pixel_fd", "image", lazy("panflow_image.metrics:pixel_fd"),
                                    description="Frechet distance on raw pixels"))
         registry.add_benchmark(Benchmark("image", "image", lazy("panflow_image.benchmark:run_benchmark"),
-                                         "digits: UNet and DiT vs floor and Gaussian baseline", headline=("fd",)))
+                                         "digits: UNet and DiT vs floor and Gaussian baseline", headline=("fd",),
+                                         presets=("smoke", "quick", "small", "full"),
+                                         previews=lazy("panflow_image.previews:previews")))
 
 
 plugin = ImagePlugin()

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from panflow import Row, ScoreCard, bar, build_config, load_run, train
@@ -21,9 +22,14 @@ from . import metrics as M
 from .evaluate import evaluate_backbones, evaluate_ensemble
 from .tasks import backbones
 
+PREVIEW_N = 4  # chains per source drawn in report.html
 PRESETS = {
     "smoke": {"threads": 0, "ensemble_steps": 3, "motifs": 1, "n": 4, "tm": False, "nfes": [2], "overrides": {},
               "ensemble_overrides": {"data.options": {}}},
+    # quick: the README's first run — a short run of a narrower transformer, one motif, a short NFE sweep
+    "quick": {"threads": 1, "ensemble_steps": 60, "motifs": 1, "n": 16, "tm": False, "nfes": [8, 16], "overrides": {},
+              "ensemble_overrides": {"train.batch_size": 8, "data.options": {}},
+              "defer": ("bond validity", "clash rate", "median Rg", "helix", "strand", "coil", "ensemble RMSF")},
     "small": {"threads": 1, "ensemble_steps": 1200, "motifs": 4, "n": None, "tm": True, "nfes": [8, 16, 32, 64],
               "overrides": {}, "ensemble_overrides": {"train.batch_size": 16, "data.options": {}}},
     "full": {"threads": 0, "ensemble_steps": 20_000, "motifs": 8, "n": None, "tm": True, "nfes": [16, 32, 64, 128],
@@ -97,6 +103,14 @@ def _run(preset: str, p: dict, root: Path, seed: int) -> ScoreCard:
     if p["motifs"]:
         card.bars.append(bar("motif RMSD after superposition (Å, worst sample)",
                              card.row("model · motif").metrics["motif_rmsd"], "<=", 1.0))
+    card.defer(p.get("defer", ()))
+    from .io import sample_lengths
+
+    lengths = sample_lengths(bundle.val)[:PREVIEW_N]
+    gen, _ = backbones(run, lengths, run.options(), seed=seed)
+    card.artifacts.update({"model": _pad(gen), "real": _pad([bundle.val.x[i, :n].double().numpy()
+                                                            for i, n in enumerate(lengths)]),
+                           "lengths": np.asarray(lengths)})
     card.extra.update({"training": {"backbones": info, "ensemble": ens_info}, "nfe_sweep": sweep, "eval_s": eval_s,
                        "ensemble_rmsf": {"held_out": ens.extra["held_out_rmsf"], "model": ens.extra["model_rmsf"]},
                        "dataset": {k: bundle.meta.get(k) for k in ("source", "split", "val_proteins", "report", "max_len")},
@@ -106,6 +120,14 @@ def _run(preset: str, p: dict, root: Path, seed: int) -> ScoreCard:
                       "in every solver; the motif row's informative numbers are the scaffold's bond validity, "
                       "the bonds at the motif junctions and clashes.")
     return card
+
+
+def _pad(chains: list[np.ndarray]) -> np.ndarray:
+    """``[K, max length, 3]`` with NaN past each chain's end."""
+    out = np.full((len(chains), max(len(c) for c in chains), 3), np.nan)
+    for i, c in enumerate(chains):
+        out[i, :len(c)] = c
+    return out
 
 
 def _markdown(info: dict, ens_info: dict, sweep: list[dict], data_sse: dict) -> str:

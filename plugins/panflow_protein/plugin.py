@@ -42,6 +42,8 @@ TRAIN_SMALL = {"train.steps": 2500, "train.batch_size": 16, "train.lr": 1e-3, "t
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 4, "train.log_every": 1, "data.val_fraction": 0.5,
               "data.options": {"max_proteins": 8, "max_len": 96}, "sample.nfe": 2},
+    "quick": {**TRAIN_SMALL, "train.steps": 150, "train.batch_size": 8, "train.warmup_steps": 20, "train.ema_decay": 0.98,
+              "train.log_every": 10, "sample.nfe": 16},
     "small": TRAIN_SMALL,
     "full": {**TRAIN_SMALL, "train.steps": 100_000, "train.batch_size": 64, "train.lr": 3e-4, "train.warmup_steps": 1000,
              "train.ema_decay": 0.9999, "train.amp": "auto", "train.log_every": 1000, "train.checkpoint_every": 10_000,
@@ -49,6 +51,7 @@ PRESETS = {
 }
 BACKBONE_PRESETS = {
     "smoke": {"ca-transformer": {"dim": 32, "depth": 1, "heads": 2, "shells": 4}},
+    "quick": {"ca-transformer": {"dim": 64, "depth": 2, "heads": 4}},
     "small": {"ca-transformer": {"dim": 96, "depth": 3, "heads": 4}},
     "full": {"ca-transformer": {"dim": 384, "depth": 12, "heads": 8}},
 }
@@ -93,7 +96,8 @@ class ProteinPlugin:
                                    description="helix/strand/coil fraction errors (biotite P-SEA)"))
         registry.add_benchmark(Benchmark("protein", "protein", lazy("panflow_protein.benchmark:run_benchmark"),
                                          "backbones, motif scaffolds and an NMR ensemble vs random walk and real floors",
-                                         headline=("bond_valid",)))
+                                         headline=("bond_valid",), presets=("smoke", "quick", "small", "full"),
+                                         previews=lazy("panflow_protein.previews:previews")))
 
 
 plugin = ProteinPlugin()

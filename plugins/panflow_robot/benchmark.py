@@ -21,9 +21,13 @@ from panflow import Row, ScoreCard, bar, build_config, load_run, train
 from .evaluate import row_metrics
 from .policy import ChunkPolicy, expert_result, rollout
 
+PREVIEW_N = 24  # closed-loop episodes per policy drawn in report.html
 PRESETS = {
     "smoke": {"preset": "smoke", "steps": 30, "episodes": 24, "eval": 20, "nfes": [1, 2], "headline_nfe": 2,
               "latency_reps": 2, "transformer": False, "threads": 1, "reacher": False, "reacher_steps": 30},
+    # quick: the README's first run — the flow policy and the MSE baseline only, fewer steps and episodes
+    "quick": {"preset": "quick", "steps": 600, "episodes": 100, "eval": 100, "nfes": [1, 2, 4, 8], "headline_nfe": 4,
+              "latency_reps": 5, "transformer": False, "threads": 1, "reacher": False, "reacher_steps": 0},
     "small": {"preset": "small", "steps": 3000, "episodes": 200, "eval": 200, "nfes": [1, 2, 4, 8, 16],
               "headline_nfe": 4, "latency_reps": 20, "transformer": True, "threads": 1, "reacher": True,
               "reacher_steps": 1500},
@@ -111,7 +115,9 @@ def _run(p: dict, preset: str, seed: int) -> ScoreCard:
                                                                       "what": "scripted expert, same starts"}))
         reacher = _reacher(p, root, seed) if p["reacher"] else None
     _bars(card, sweep, no_overlap, base, oracle, k0)
+    card.artifacts.update({"model": sweep[k0].positions[:PREVIEW_N], "baseline": base.positions[:PREVIEW_N]})
     card.extra.update({"settings": p, "nfe_sweep": {str(k): row_metrics(r, oracle) for k, r in sweep.items()},
+                       "sweep": [{"solver": "euler", "nfe": k, **row_metrics(r, oracle)} for k, r in sorted(sweep.items())],
                        "latency_ms_per_chunk": {str(k): v for k, v in lat.items()},
                        "train": {"flow": flow_info, "mse": mse_info, "transformer": trans_info},
                        "recipe": flow.contract["dataset"].get("recipe"), "horizons": flow.contract["dataset"]["horizons"],

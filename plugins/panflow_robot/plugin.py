@@ -43,6 +43,9 @@ SMALL_UNET = {"dims": [32, 64], "cond_dim": 64}
 PRESETS = {
     "smoke": {"train.steps": 30, "train.batch_size": 64, "train.log_every": 10, "train.device": "cpu",
               "data.options": {"episodes": 24}, "sample.nfe": 4},
+    "quick": {"train.steps": 600, "train.batch_size": 128, "train.lr": 1e-3, "train.optimizer": "adamw",
+              "train.weight_decay": 1e-6, "train.warmup_steps": 50, "train.lr_schedule": "cosine",
+              "train.min_lr_ratio": 0.05, "train.ema_decay": 0.99, "train.log_every": 50, "sample.nfe": 4},
     "small": {"train.steps": 3000, "train.batch_size": 128, "train.lr": 1e-3, "train.optimizer": "adamw",
               "train.weight_decay": 1e-6, "train.warmup_steps": 200, "train.lr_schedule": "cosine",
               "train.min_lr_ratio": 0.05, "train.ema_decay": 0.995, "train.log_every": 250, "sample.nfe": 4},
@@ -52,6 +55,7 @@ PRESETS = {
 }
 BACKBONE_PRESETS = {
     "smoke": {"chunk-unet": {"dims": [16, 32], "cond_dim": 32}, "chunk-transformer": {"dim": 32, "depth": 1, "heads": 2}},
+    "quick": {"chunk-unet": SMALL_UNET, "chunk-transformer": {"dim": 64, "depth": 2, "heads": 4}},
     "small": {"chunk-unet": SMALL_UNET, "chunk-transformer": {"dim": 64, "depth": 2, "heads": 4}},
     "full": {"chunk-unet": {"dims": [256, 512, 1024], "cond_dim": 256},
              "chunk-transformer": {"dim": 256, "depth": 8, "heads": 8}},
@@ -86,7 +90,8 @@ class RobotPlugin:
         registry.add_metric(Metric("chunk_mse", "robot", _chunk_error, description="paired chunk MSE (raw units)"))
         registry.add_benchmark(Benchmark("robot", "robot", lazy("panflow_robot.benchmark:run_benchmark"),
                                          "closed-loop flow policy vs MSE baseline vs expert; NFE sweep; overlap jerk",
-                                         headline=("success",)))
+                                         headline=("success",), presets=("smoke", "quick", "small", "full"),
+                                         previews=lazy("panflow_robot.previews:previews")))
         if _has("gymnasium") and _has("mujoco"):
             registry.add_dataset(Dataset("reacher", "robot", lazy("panflow_robot.reacher:load_reacher"),
                                          "MuJoCo Reacher-v5 (gymnasium) with an elbow-up/elbow-down expert"))

@@ -76,6 +76,7 @@ class RolloutResult:
     inside_jerk: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+    positions: np.ndarray | None = None  # [episodes, T, 2] closed-loop positions (rollouts keep them; the report plots them)
 
     def metrics(self) -> dict[str, float]:
         n, k = len(self.success), int(self.success.sum())
@@ -130,7 +131,9 @@ def rollout(run: Run, episodes: int = 200, nfe: int = 4, seed: int = 10_000, sol
                 break
             p = env.step(acts[:, k])
             hist.append(p)
-    return _finish(env, boundaries, pol.latency, t0)
+    res = _finish(env, boundaries, pol.latency, t0)
+    res.positions = np.stack(hist[pol.h.obs - 1:], 1)
+    return res
 
 
 def expert_result(episodes: int = 200, seed: int = 10_000) -> RolloutResult:

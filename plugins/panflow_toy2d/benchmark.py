@@ -21,6 +21,9 @@ from panflow import (
     Trainer,
     bar,
     log_likelihood,
+    loss_curve,
+    progress_enabled,
+    progress_stage,
 )
 
 from .backbones import TimeMLP
@@ -34,6 +37,14 @@ PRESETS = {
               "n_head": 500, "n_nll": 100, "time_steps": 20, "time_reps": 1, "n_train": 5000, "nll_nfe_max": 4,
               "cond_n": 300, "cond_nll": 50, "cond_sweep": COND_SWEEP[::3], "inpaint_n": 400, "repaint_r": [4],
               "tax_steps": 10, "tax_reps": 1},
+    # quick: the README's first run — one density, a model that already beats the Gaussian baseline
+    "quick": {"datasets": ["8gaussians"], "steps": 1000, "batch": 512, "ema": 0.99, "dopri_tols": [1e-3],
+              "nfes": [1, 2, 4, 8, 16], "n_sweep": 1000,
+              "n_head": 2000, "n_nll": 300, "time_steps": 40, "time_reps": 2, "n_train": 20_000, "nll_nfe_max": 16,
+              "cond_steps": 300, "cond_n": 1000, "cond_nll": 200, "cond_sweep": COND_SWEEP[::2], "inpaint_n": 1000,
+              "repaint_r": [5], "tax_steps": 40, "tax_reps": 1,
+              # sized for small: the conditional and inpainting models need its 5000 steps, the timings its repeats
+              "defer": ("ring:", "gauss2", "Trainer time per step", "unconditional step time")},
     "small": {"datasets": ["8gaussians", "moons", "checkerboard", "gmm"], "steps": 5000, "batch": 1024,
               "nfes": [1, 2, 4, 8, 16, 64], "n_sweep": 2000, "n_head": 10_000, "n_nll": 1000, "time_steps": 300,
               "time_reps": 7, "n_train": 100_000, "nll_nfe_max": 64,
@@ -46,6 +57,7 @@ PRESETS = {
              "tax_steps": 1000, "tax_reps": 5},
 }
 DOPRI_TOLS = [1e-1, 1e-2, 1e-3, 1e-5]
+PREVIEW_N = 1000  # points per scatter in report.html
 
 
 def make_model(seed: int) -> TimeMLP:
@@ -55,7 +67,7 @@ def make_model(seed: int) -> TimeMLP:
 
 def train_config(steps: int, batch: int, seed: int, ema: float = 0.999) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=batch, lr=1e-3, optimizer="adam", ema_decay=ema, seed=seed,
-                       progress=False, log_every=max(1, steps // 10), device="cpu")
+                       progress=progress_enabled(), log_every=max(1, steps // 10), device="cpu")
 
 
 def bare_loop(model: torch.nn.Module, x: torch.Tensor, steps: int, batch: int, seed: int) -> float:
@@ -94,19 +106,22 @@ def overhead(x: torch.Tensor, p: dict, seed: int) -> dict:
             "steps_per_rep": p["time_steps"], "panflow_all": pan, "bare_all": bare}
 
 
-def sweep_configs(nfes: list[int]) -> list[tuple[str, int | float]]:
+def sweep_configs(nfes: list[int], tols: list[float] = DOPRI_TOLS) -> list[tuple[str, int | float]]:
     cfgs: list[tuple[str, int | float]] = []
     for solver, cost in FIXED_STEP_COST.items():
         cfgs += [(solver, k) for k in nfes if k >= cost and k % cost == 0]
     cfgs += [("sde", k) for k in nfes if k >= 4]
-    cfgs += [("dopri5", tol) for tol in DOPRI_TOLS]
+    cfgs += [("dopri5", tol) for tol in tols]
     return cfgs
 
 
 def sweep(model, obj: FlowObjective, toy, x_val, p: dict, seed: int) -> list[dict]:
     out = []
     field = obj.field(model)
-    for solver, k in sweep_configs(p["nfes"]):
+    configs = sweep_configs(p["nfes"], p.get("dopri_tols", DOPRI_TOLS))
+    pbar = progress_stage("toy2d sample sweep", len(configs))
+    for solver, k in configs:
+        pbar.update(1)
         g = torch.Generator().manual_seed(seed)
         if solver == "dopri5":
             opts = SampleOptions("dopri5", nfe=0, atol=float(k), rtol=float(k))
@@ -130,6 +145,7 @@ def sweep(model, obj: FlowObjective, toy, x_val, p: dict, seed: int) -> list[dic
         if logq is not None:
             rec.update(density_metrics(toy, xs, logq))
         out.append(rec)
+    pbar.close()
     return out
 
 
@@ -142,7 +158,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
         bundle = load_toy(ds, DatasetOptions(seed=seed, options={"n_train": p["n_train"], "n_val": p["n_head"]}))
         x_val = bundle.val.x
         model = make_model(seed)
-        trainer = Trainer(model, FlowObjective(), bundle.train, train_config(p["steps"], p["batch"], seed))
+        trainer = Trainer(model, FlowObjective(), bundle.train, train_config(p["steps"], p["batch"], seed, p.get("ema", 0.999)))
         t0 = time.perf_counter()
         trainer.fit()
         train_s = time.perf_counter() - t0
@@ -150,6 +166,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
         obj = FlowObjective()
         rows = sweep(ema, obj, toy, x_val, p, seed)
         tables[ds] = {"train_s": train_s, "s_per_step": train_s / p["steps"], "final_loss": trainer.records[-1]["loss"],
+                      "params": sum(q.numel() for q in model.parameters()), "loss_curve": loss_curve(trainer.records),
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "sweep": rows}
         # headline rows at the full N
         g = torch.Generator().manual_seed(20_000 + seed)
@@ -162,7 +179,8 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
         card.rows.append(Row(f"floor · {ds}", floor, {"n": n, "seed": seed}))
         base = gaussian_baseline(bundle.train.x)
         torch.manual_seed(seed)
-        bm = sample_metrics(toy, x_val, base.sample((n,)).float(), n)
+        xb = base.sample((n,)).float()
+        bm = sample_metrics(toy, x_val, xb, n)
         bm.update(density_metrics(toy, xs, base.log_prob(xs.double())))
         card.rows.append(Row(f"baseline · {ds}", bm, {"n": n, "seed": seed}))
         # the score-card likelihood uses a tight adaptive solve, whatever solver drew the samples
@@ -170,6 +188,9 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
         for solver, nfe in [("euler", max(p["nfes"])), ("rk4", max(p["nfes"]))]:
             res = obj.generate(ema, (n, 2), SampleOptions(solver, nfe=nfe), generator=torch.Generator().manual_seed(seed))
             mm = sample_metrics(toy, x_val, res.x, n)
+            if solver == "rk4":  # what report.html's scatter shows
+                card.artifacts.update({f"{ds}.real": x_val[:PREVIEW_N], f"{ds}.baseline": xb[:PREVIEW_N],
+                                       f"{ds}.model": res.x[:PREVIEW_N]})
             mm.update(density_metrics(toy, xs, logq_accurate))
             card.rows.append(Row(f"model · {ds} · {solver}", mm, {"n": n, "nfe": nfe, "solver": solver,
                                                                    "guidance": 1.0, "seed": seed}))
@@ -193,6 +214,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0) -> ScoreCard:
     card.extra.update({"overhead": ov, "datasets": tables, "settings": p, "markdown_sections": sections,
                        "conditional": conditional})
     card.notes += _findings(tables, p)
+    card.defer(p.get("defer", ()))
     return card
 
 

@@ -39,7 +39,7 @@ def ring_section(p: dict, seed: int, card: ScoreCard) -> dict:
     torch.manual_seed(seed)
     model = TimeMLP(2, width=256, depth=4, conditions=(toy.condition,))
     obj = FlowObjective(conditions=(toy.condition,))
-    tr = Trainer(model, obj, train, _cfg(p["steps"], p["batch"], seed))
+    tr = Trainer(model, obj, train, _cfg(p.get("cond_steps", p["steps"]), p["batch"], seed, p.get("ema", 0.999)))
     t0 = time.perf_counter()
     tr.fit()
     train_s = time.perf_counter() - t0
@@ -76,7 +76,7 @@ def inpaint_section(p: dict, seed: int, card: ScoreCard) -> dict:
         # cosine decay to 0 and no EMA: measured at 5,000 steps, b | a variance sits +2.1..3.4 SE high with
         # a constant LR + EMA 0.999 and +1.3..2.4 SE with the decayed raw weights (the EMA keeps part of
         # the high-LR phase); the mean error drops from up to 6 SE to under 2 (docs/benchmarks.md)
-        cfg = _cfg(p["steps"], p["batch"], seed, ema=0.0, schedule="cosine")
+        cfg = _cfg(p.get("cond_steps", p["steps"]), p["batch"], seed, ema=0.0, schedule="cosine")
         tr = Trainer(TimeMLP(2, width=256, depth=4, per_element=True), obj, train, cfg)
         tr.fit()
         models[name] = (tr.sampling_model, obj)

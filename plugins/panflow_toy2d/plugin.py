@@ -34,6 +34,8 @@ def _w2(real: Samples, gen: Samples, seed: int = 0) -> dict[str, float]:
 
 PRESETS = {
     "smoke": {"train.steps": 30, "train.batch_size": 128, "train.log_every": 10, "data.options": {"n_train": 2000, "n_val": 500}},
+    "quick": {"train.steps": 1500, "train.batch_size": 512, "train.lr": 1e-3, "train.optimizer": "adam",
+              "train.log_every": 100},
     "small": {"train.steps": 5000, "train.batch_size": 1024, "train.lr": 1e-3, "train.optimizer": "adam",
               "train.log_every": 250},
     "full": {"train.steps": 20000, "train.batch_size": 4096, "train.lr": 1e-3, "train.optimizer": "adam",
@@ -69,7 +71,9 @@ class Toy2DPlugin:
                                        consumes=lambda cond, spec: True, per_element_time=True))
         registry.add_metric(Metric("w2", "toy2d", _w2, description="exact 2-Wasserstein (EMD)"))
         registry.add_benchmark(Benchmark("toy2d", "toy2d", lazy("panflow_toy2d.benchmark:run_benchmark"),
-                                         "solvers x NFE on 4 toy densities; Trainer vs bare loop", headline=("w2", "8gaussians")))
+                                         "solvers x NFE on 4 toy densities; Trainer vs bare loop", headline=("w2", "8gaussians"),
+                                         presets=("smoke", "quick", "small", "full"),
+                                         previews=lazy("panflow_toy2d.previews:previews")))
 
 
 plugin = Toy2DPlugin()

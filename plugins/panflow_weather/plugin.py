@@ -38,12 +38,15 @@ SMALL = {"train.steps": 800, "train.batch_size": 16, "train.lr": 1e-3, "train.wa
 PRESETS = {
     "smoke": {"train.steps": 2, "train.batch_size": 8, "train.log_every": 1, "data.val_fraction": 0.2,
               "data.options": {"recipe": "smoke"}, "sample.nfe": 2},
+    "quick": {**SMALL, "train.steps": 200, "train.lr": 2e-3, "train.warmup_steps": 20, "train.ema_decay": 0.98,
+              "train.log_every": 20},
     "small": SMALL,
     "full": {**SMALL, "train.steps": 100_000, "train.batch_size": 64, "train.lr": 3e-4, "train.ema_decay": 0.9999,
              "train.amp": "auto", "train.log_every": 1000, "train.checkpoint_every": 10_000,
              "data.options": {"recipe": "full"}, "sample.nfe": 16},
 }
 BACKBONE_PRESETS = {"smoke": {"latlon-unet": {"channels": 8, "mults": [1, 2], "num_res": 1}},
+                    "quick": {"latlon-unet": {"channels": 8, "mults": [1, 2, 2], "num_res": 1}},
                     "small": {"latlon-unet": {"channels": 16, "mults": [1, 2, 2], "num_res": 1}},
                     "full": {"latlon-unet": {"channels": 128, "mults": [1, 2, 2, 4], "num_res": 2}}}
 
@@ -73,7 +76,8 @@ class WeatherPlugin:
                                    description="latitude-weighted RMSE and MAE of generated vs real next states"))
         registry.add_benchmark(Benchmark("weather", "weather", lazy("panflow_weather.benchmark:run_benchmark"),
                                          "GenCast-style ensembles vs persistence, climatology, MSE model, oracle",
-                                         headline=("z500.crps", "24h")))
+                                         headline=("z500.crps", "24h"), presets=("smoke", "quick", "small", "full"),
+                                         previews=lazy("panflow_weather.previews:previews")))
 
 
 plugin = WeatherPlugin()

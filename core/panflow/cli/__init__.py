@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import ConfigError, PanflowError, UnknownNameError
+from ..presets import PRESETS as PRESET_NAMES
 
 
 def _plugins(args) -> int:
@@ -230,9 +231,14 @@ def _bench_compare(args) -> int:
         print(path.read_text(), end="")
         print(f"summary -> {path}")
         return 0
+    if args.action[0] == "report" and len(args.action) <= 2:
+        from ..bench import write_report
+
+        print(f"report -> {write_report(args.action[1] if len(args.action) == 2 else args.out)}")
+        return 0
     if args.action[0] != "compare" or len(args.action) != 3:
         raise ConfigError(f"unknown bench action {' '.join(args.action)!r}: use 'panflow bench [--domains ...]', "
-                          "'panflow bench compare OLD NEW' or 'panflow bench summary [DIR]'")
+                          "'panflow bench compare OLD NEW', 'panflow bench summary [DIR]' or 'panflow bench report [DIR]'")
     cmp = compare(load_results(args.action[1]), load_results(args.action[2]), rel_tol=args.rel_tol,
                   time_tol=args.time_tol)
     md = cmp.to_markdown()
@@ -281,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="a registered dataset of the domain")
     s.add_argument("--data", help="your own data (file or folder; the domain says which formats)")
     s.add_argument("--backbone")
-    s.add_argument("--preset", choices=["smoke", "small", "full"], help="size preset (default small)")
+    s.add_argument("--preset", choices=list(PRESET_NAMES), help="size preset (default small)")
     s.add_argument("--config", help="a TOML run config")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     s.add_argument("--out", help="run directory (default runs/DOMAIN-DATASET-PRESET)")
@@ -339,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="run the installed domains' benchmarks, or compare two result sets",
                        usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S] [--dry-run]\n"
                              "       panflow bench compare OLD NEW [--rel-tol R] [--time-tol R] [--fail-on-regression]"
-                             " [--report FILE]\n       panflow bench summary [DIR]")
+                             " [--report FILE]\n       panflow bench summary [DIR]\n       panflow bench report [DIR]")
     s.add_argument("action", nargs="*", help=argparse.SUPPRESS)
     s.add_argument("--dry-run", action="store_true", dest="dry_run",
                    help="print the benchmarks and their estimated time (from recorded runs), run nothing")
@@ -351,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare: exit 1 when a bar regressed")
     s.add_argument("--report", help="compare: also write FILE.md and FILE.json")
     s.add_argument("--domains", help="comma-separated domains (default: all installed)")
-    s.add_argument("--preset", default="smoke", choices=["smoke", "small", "full"])
+    s.add_argument("--preset", default="quick", choices=list(PRESET_NAMES),
+                   help="quick (default: minutes per domain), smoke (plumbing only), small, full")
     s.add_argument("--out", default="benchmarks/results")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=_bench)
