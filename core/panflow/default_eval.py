@@ -112,6 +112,7 @@ def default_evaluate(run: Any, n: int | None = None, seed: int = 0, registry: Re
             g, s = run.generate(n, run.options(solver="euler", nfe=k), seed=seed, **kw)
             card.rows.append(Row(f"model · euler NFE {k}", _score(metrics, real, g, seed),
                                  {"n": n, "seed": seed, "solver": "euler", "nfe": s["nfe"]}))
+        card.extra["sweep"] = [{**r.setup, **r.metrics} for r in card.rows if r.role.startswith("model · euler NFE")]
     for key, m in owner.items():
         if base is None or key not in base or key not in model:
             continue

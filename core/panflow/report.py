@@ -202,6 +202,9 @@ def _section(name: str, d: dict, head: tuple[str, ...], hook: Callable | None, f
     parts.append("<h3>Previews</h3>")
     if hook is None:
         parts.append('<p class="none">no preview supplied (this benchmark registers no previews hook)</p>')
+    elif not (folder / f"{name}.samples.npz").exists():
+        parts.append(f'<p class="none">no preview: no samples were saved with this result ({html.escape(name)}.samples.npz '
+                     "is missing; results written before previews existed keep none)</p>")
     else:
         samples = load_artifacts(folder / f"{name}.samples.npz")
         try:

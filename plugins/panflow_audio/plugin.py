@@ -42,7 +42,7 @@ PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1, "data.val_fraction": 0.2,
               "sample.nfe": 2, "data.options": {"griffin_lim_iters": 4}},  # plumbing only: a cheap inversion
     # quick: the README's first run — a short run of a narrower UNet, already far past the mean-spectrogram baseline
-    "quick": {**SMALL_TRAIN, "train.steps": 150, "train.batch_size": 16, "train.warmup_steps": 20,
+    "quick": {**SMALL_TRAIN, "train.steps": 250, "train.batch_size": 16, "train.warmup_steps": 20,
               "train.ema_decay": 0.98, "train.log_every": 10, "sample.nfe": 8},
     "small": SMALL_TRAIN,
     # GPU scale: 16 kHz, 80 mels x 128 frames (about 2 s), a wider UNet, bf16 and compile

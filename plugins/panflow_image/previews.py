@@ -33,7 +33,7 @@ def previews(result: dict, samples: dict[str, np.ndarray]) -> list[Preview]:
             continue
         x, y = samples[f"{src}.model"], samples[f"{src}.labels"]
         grid = class_grid(x, y)
-        scale = max(1, 256 // max(grid.shape[:2]))
+        scale = max(2, 480 // grid.shape[1])  # about 480 px wide
         setup = next((r.get("setup", {}) for r in result.get("rows", []) if r.get("role") == f"model · {src}"), {})
         what = ("held-out digits" if src == "real" else
                 f"{src} samples ({setup.get('solver', '?')}, NFE {setup.get('nfe', '?')}, guidance {setup.get('guidance', '?')})")

@@ -42,8 +42,8 @@ TRAIN_SMALL = {"train.steps": 2500, "train.batch_size": 16, "train.lr": 1e-3, "t
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 4, "train.log_every": 1, "data.val_fraction": 0.5,
               "data.options": {"max_proteins": 8, "max_len": 96}, "sample.nfe": 2},
-    "quick": {**TRAIN_SMALL, "train.steps": 150, "train.batch_size": 8, "train.warmup_steps": 20, "train.ema_decay": 0.98,
-              "train.log_every": 10, "sample.nfe": 16},
+    "quick": {**TRAIN_SMALL, "train.steps": 500, "train.batch_size": 8, "train.warmup_steps": 50, "train.ema_decay": 0.99,
+              "train.log_every": 25, "sample.nfe": 16},
     "small": TRAIN_SMALL,
     "full": {**TRAIN_SMALL, "train.steps": 100_000, "train.batch_size": 64, "train.lr": 3e-4, "train.warmup_steps": 1000,
              "train.ema_decay": 0.9999, "train.amp": "auto", "train.log_every": 1000, "train.checkpoint_every": 10_000,

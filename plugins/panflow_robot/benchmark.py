@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from panflow import Row, ScoreCard, bar, build_config, load_run, train
+from panflow import Row, ScoreCard, bar, build_config, load_run, loss_curve, train
 
 from .evaluate import row_metrics
 from .policy import ChunkPolicy, expert_result, rollout
@@ -26,8 +26,10 @@ PRESETS = {
     "smoke": {"preset": "smoke", "steps": 30, "episodes": 24, "eval": 20, "nfes": [1, 2], "headline_nfe": 2,
               "latency_reps": 2, "transformer": False, "threads": 1, "reacher": False, "reacher_steps": 30},
     # quick: the README's first run — the flow policy and the MSE baseline only, fewer steps and episodes
-    "quick": {"preset": "quick", "steps": 600, "episodes": 100, "eval": 100, "nfes": [1, 2, 4, 8], "headline_nfe": 4,
-              "latency_reps": 5, "transformer": False, "threads": 1, "reacher": False, "reacher_steps": 0},
+    "quick": {"preset": "quick", "steps": 500, "episodes": 100, "eval": 100, "nfes": [1, 2, 4, 8], "headline_nfe": 4,
+              "latency_reps": 5, "transformer": False, "threads": 1, "reacher": False, "reacher_steps": 0,
+              # sized for small: 90% success, its confidence bound and the expert's mode balance need 3000 steps
+              "defer": ("flow policy success", "mode balance gap", "smallest NFE keeping success")},
     "small": {"preset": "small", "steps": 3000, "episodes": 200, "eval": 200, "nfes": [1, 2, 4, 8, 16],
               "headline_nfe": 4, "latency_reps": 20, "transformer": True, "threads": 1, "reacher": True,
               "reacher_steps": 1500},
@@ -51,6 +53,7 @@ def _train(p: dict, root: Path, name: str, seed: int, objective: str = "flow", b
     wall = time.perf_counter() - t0
     run = load_run(out, device="cpu" if p["threads"] else "auto")
     return run, {"train_s": wall, "steps": p["steps"], "backbone": backbone, "objective": objective,
+                 "loss_curve": loss_curve(out), "params": sum(q.numel() for q in run.model.parameters()),
                  "batch_size": cfg.train.batch_size, "model_options": cfg.model.options}
 
 
@@ -85,6 +88,7 @@ def _run(p: dict, preset: str, seed: int) -> ScoreCard:
         root = Path(tmp)
         flow, flow_info = _train(p, root, "flow-unet", seed)
         mse, mse_info = _train(p, root, "mse-unet", seed, objective="regression")
+        curves = {"flow": flow_info.pop("loss_curve"), "mse": mse_info.pop("loss_curve")}  # not into the rows' setup
         oracle = expert_result(n, eval_seed)
         floor = expert_result(n, eval_seed + 1)
         sweep = {}
@@ -107,6 +111,7 @@ def _run(p: dict, preset: str, seed: int) -> ScoreCard:
         trans_info = None
         if p["transformer"]:
             trans, trans_info = _train(p, root, "flow-transformer", seed, backbone="chunk-transformer")
+            curves["transformer"] = trans_info.pop("loss_curve")
             tr = rollout(trans, n, nfe=k0, seed=eval_seed)
             tr_lat = latency(trans, [k0], p["latency_reps"])[k0]
             card.rows.append(Row("model · chunk-transformer", {**row_metrics(tr, oracle), "latency_ms_per_chunk": tr_lat},
@@ -115,11 +120,12 @@ def _run(p: dict, preset: str, seed: int) -> ScoreCard:
                                                                       "what": "scripted expert, same starts"}))
         reacher = _reacher(p, root, seed) if p["reacher"] else None
     _bars(card, sweep, no_overlap, base, oracle, k0)
+    card.defer(p.get("defer", ()))
     card.artifacts.update({"model": sweep[k0].positions[:PREVIEW_N], "baseline": base.positions[:PREVIEW_N]})
     card.extra.update({"settings": p, "nfe_sweep": {str(k): row_metrics(r, oracle) for k, r in sweep.items()},
                        "sweep": [{"solver": "euler", "nfe": k, **row_metrics(r, oracle)} for k, r in sorted(sweep.items())],
                        "latency_ms_per_chunk": {str(k): v for k, v in lat.items()},
-                       "train": {"flow": flow_info, "mse": mse_info, "transformer": trans_info},
+                       "train": {"flow": flow_info, "mse": mse_info, "transformer": trans_info}, "loss_curves": curves,
                        "recipe": flow.contract["dataset"].get("recipe"), "horizons": flow.contract["dataset"]["horizons"],
                        "markdown_sections": [_sweep_md(sweep, lat, oracle)]})
     if reacher is not None:

@@ -43,7 +43,7 @@ SMALL_UNET = {"dims": [32, 64], "cond_dim": 64}
 PRESETS = {
     "smoke": {"train.steps": 30, "train.batch_size": 64, "train.log_every": 10, "train.device": "cpu",
               "data.options": {"episodes": 24}, "sample.nfe": 4},
-    "quick": {"train.steps": 600, "train.batch_size": 128, "train.lr": 1e-3, "train.optimizer": "adamw",
+    "quick": {"train.steps": 500, "train.batch_size": 128, "train.lr": 1e-3, "train.optimizer": "adamw",
               "train.weight_decay": 1e-6, "train.warmup_steps": 50, "train.lr_schedule": "cosine",
               "train.min_lr_ratio": 0.05, "train.ema_decay": 0.99, "train.log_every": 50, "sample.nfe": 4},
     "small": {"train.steps": 3000, "train.batch_size": 128, "train.lr": 1e-3, "train.optimizer": "adamw",

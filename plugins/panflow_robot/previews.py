@@ -19,7 +19,7 @@ def previews(result: dict, samples: dict[str, np.ndarray]) -> list[Preview]:
     """One SVG per policy: its episodes' paths, the obstacle disc and the goal region."""
     out = []
     scene = {"obstacle": [_circle(OBSTACLE, OBSTACLE_RADIUS)], "goal": [_circle(GOAL, GOAL_RADIUS)]}
-    frame = [p for k in ("model", "baseline") if k in samples for p in samples[k]]
+    frame = [p for k in ("model", "baseline") if k in samples for p in samples[k]] + [c for cs in scene.values() for c in cs]
     for key, what in [("model", "flow policy"), ("baseline", "MSE-regression baseline")]:
         if key in samples:
             paths = [p[np.isfinite(p).all(1)] for p in samples[key]]

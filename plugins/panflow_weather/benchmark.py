@@ -26,6 +26,7 @@ from panflow import (
     count_parameters,
     get_registry,
     load_data,
+    loss_curve,
 )
 
 from .data import embedded_store, load_fields, split_indices
@@ -41,11 +42,11 @@ PRESETS = {"smoke": {"leads": [1, 2], "members": 3, "inits": 2},
            "full": {"leads": [1, 2, 4, 8, 12, 20], "members": 32, "inits": 24}}
 
 
-def _train(model, objective, data: Samples, cfg) -> tuple[torch.nn.Module, float, float]:
+def _train(model, objective, data: Samples, cfg) -> tuple[torch.nn.Module, float, float, list[dict]]:
     t0 = time.perf_counter()
     tr = Trainer(model, objective, data, cfg.train)
     tr.fit()
-    return tr.sampling_model.eval(), time.perf_counter() - t0, float(tr.records[-1]["loss"])
+    return tr.sampling_model.eval(), time.perf_counter() - t0, float(tr.records[-1]["loss"]), loss_curve(tr.records)
 
 
 def run_benchmark(preset: str, out_dir=None, seed: int = 0, overrides: dict | None = None) -> ScoreCard:
@@ -60,11 +61,11 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0, overrides: dict | No
     bundle = load_data(reg, cfg)
     a = assemble(reg, cfg, bundle)
     data = Samples(a.encoder.encode(bundle.train.x), None, bundle.train.mask, dict(bundle.train.cond))
-    flow, flow_s, flow_loss = _train(a.model, a.objective, data, cfg)
+    flow, flow_s, flow_loss, flow_curve = _train(a.model, a.objective, data, cfg)
     torch.manual_seed(cfg.train.seed)
     mse_model = reg.backbone(cfg.model.backbone).build(a.spec, **cfg.model.options)
     mse_obj = RegressionObjective(a.spec.conditions)
-    mse, mse_s, mse_loss = _train(mse_model, mse_obj, data, cfg)
+    mse, mse_s, mse_loss, mse_curve = _train(mse_model, mse_obj, data, cfg)
     f = load_fields(DatasetOptions(None, options=dict(cfg.data.options)))
     tr_idx, _ = split_indices(len(f.times), cfg.data.val_fraction)
     init_idx, oracle = embedded_oracle(cfg.data.options, f, p["inits"])
@@ -91,6 +92,7 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0, overrides: dict | No
     card.extra.update({
         "training": {"steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "params": count_parameters(flow),
                      "mse_params": count_parameters(mse), "flow_train_s": flow_s, "mse_train_s": mse_s,
+                     "train_s": flow_s + mse_s, "loss_curves": {"flow": flow_curve, "mse": mse_curve},
                      "flow_final_loss": flow_loss, "mse_final_loss": mse_loss, "options": cfg.model.options,
                      "train_samples": len(bundle.train), "torch_threads": torch.get_num_threads()},
         "simulator_s_if_not_cached": gen_s, "forecast_zarr_roundtrip": roundtrip,

@@ -164,3 +164,12 @@ def test_bench_skips_a_benchmark_without_the_preset_and_labels_smoke(tmp_path, m
     assert "Plumbing check" in (tmp_path / "s" / "fake.md").read_text()
     assert "plumbing check, not a quality result" in " ".join(logs)
     assert "Plumbing check" in (tmp_path / "s" / "report.html").read_text()
+
+
+def test_dry_run_finds_quick_results_in_their_own_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "benchmarks" / "results" / "quick"
+    folder.mkdir(parents=True)
+    (folder / "toy2d.json").write_text(json.dumps({"benchmark": "toy2d", "preset": "quick", "wall_s": 48.0}))
+    assert main(["bench", "--domains", "toy2d", "--preset", "quick", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert "~0.8 min, from" in capsys.readouterr().out
