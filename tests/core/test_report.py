@@ -126,6 +126,7 @@ def test_report_cli_and_missing_matplotlib(tmp_path, monkeypatch, capsys):
     assert "panflow[report]" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_core_does_not_import_matplotlib_at_import_time():
     code = ("import sys, panflow, panflow.bench, panflow.report, panflow.cli; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")

@@ -33,6 +33,8 @@ def test_report_renders_in_headless_chromium(tmp_path):
     def hook(result, samples):
         return [Preview("grid", "png", png_bytes(np.eye(4))), Preview("clip", "wav", wav_bytes(np.ones(80), 8000))]
 
+    for n in ("image", "audio"):  # a hook is called for results that kept samples
+        np.savez(tmp_path / f"{n}.samples.npz", x=np.zeros(3))
     page = write_report(tmp_path, {}, {"image": hook, "audio": hook})
     dom = _chromium("--dump-dom", page.as_uri()).stdout
     assert re.findall(r'<section class="benchmark" id="bench-(\w+)"', dom) == sorted(names)
