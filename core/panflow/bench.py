@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,10 @@ def plan(domains: list[str] | None, preset: str, out_dir: str | Path, history: s
                 continue
             wall = d.get("wall_s") if isinstance(d, dict) else None
             if isinstance(wall, (int, float)) and math.isfinite(wall) and d.get("preset") == preset:
-                est, src = float(d["wall_s"]), f"{f} ({(d.get('hardware') or {}).get('cpu_threads', '?')} threads)"
+                cpu = d.get("cpu_s")
+                est, src = float(d["wall_s"]), f"{f} ({(d.get('hardware') or {}).get('cpu_threads', '?')} threads" + (
+                    f"; {cpu / 60:.1f} min of CPU, the wall time on a free core for a one-thread run)"
+                    if isinstance(cpu, (int, float)) and math.isfinite(cpu) else ")")
                 break
         rows.append((b.name, b.domain, est, src))
     return rows
@@ -83,7 +87,7 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
         est = estimates.get(b.name)
         log(f"[bench] {b.name} ({b.domain}, preset={preset}) ..."
             + (f" (last recorded run: {est / 60:.1f} min)" if est is not None else ""))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         try:
             with progress.timed(f"{b.name} ({preset})", est):
                 card: ScoreCard = b.run(preset=preset, out_dir=Path(out_dir), seed=seed)
@@ -91,10 +95,10 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
             errors.append(f"{b.name}: {type(exc).__name__}: {exc}")
             log(f"[bench] {b.name}: FAILED after {time.perf_counter() - t0:.1f} s: {type(exc).__name__}: {exc}")
             continue
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
         command = f"panflow bench --domains {b.domain} --preset {preset} --out {out_dir}"
         result: dict[str, Any] = {"schema": RESULT_SCHEMA, "benchmark": b.name, "plugin": b.plugin, "preset": preset,
-                                  "seed": seed, "wall_s": wall, "command": command,
+                                  "seed": seed, "wall_s": wall, "cpu_s": cpu, "command": command,
                                   "plumbing_only": preset in PLUMBING_ONLY, **card.to_json()}
         result["hardware"] = hardware()
         md = f"# Benchmark `{b.name}` (preset `{preset}`, seed {seed})\n\n"
@@ -133,6 +137,12 @@ def run_benchmarks(domains: list[str] | None = None, preset: str = "smoke", out_
         raise PanflowError(f"{len(errors)} of {len(benches)} benchmark(s) failed (the others were written): "
                            + "; ".join(errors))
     return written
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (benchmarks may train in subprocesses)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def write_report(out_dir: str | Path) -> Path:
