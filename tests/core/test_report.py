@@ -175,3 +175,13 @@ def test_dry_run_finds_quick_results_in_their_own_folder(tmp_path, monkeypatch, 
     (folder / "toy2d.json").write_text(json.dumps({"benchmark": "toy2d", "preset": "quick", "wall_s": 48.0}))
     assert main(["bench", "--domains", "toy2d", "--preset", "quick", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     assert "~0.8 min, from" in capsys.readouterr().out
+
+
+def test_compare_reports_but_does_not_judge_bars_sized_for_a_larger_preset():
+    from panflow.compare import compare
+
+    old, new = _result("a"), _result("a")
+    new["bars"] = [dict(b, value=9.0, passed=False) for b in new["bars"]]  # both bars now fail
+    cmp = compare({"a": old}, {"a": new})
+    assert [c.what for c in cmp.regressions] == ["bar: w2 / floor"]  # the counted one
+    assert any("ring W2 / floor" in w and "sized for small" in w for w in cmp.warnings)
