@@ -76,8 +76,7 @@ def load_moving(opts: DatasetOptions) -> DataBundle:
             "n_train": r.clips - n_val, "n_val": n_val, "fps": 8.0, "shape": list(tr["x"].shape[1:]),
             "hash": _hash(tr["x"]), "physics": "elastic bounce, constant speed; positions recorded",
             "train_tracks": tr, "val_tracks": va}  # tensors: for the metrics, not the contract
-    return DataBundle(Samples(tr["x"], tr["labels"][:, 0] if r.digits == 1 else None),
-                      Samples(va["x"], va["labels"][:, 0] if r.digits == 1 else None), meta)
+    return DataBundle(Samples(tr["x"]), Samples(va["x"]), meta)  # digit labels: in the tracks (not a condition)
 
 
 def _hash(x: torch.Tensor) -> str:

@@ -23,7 +23,7 @@ from .metrics import clip_fd, copy_last, frame_fd, horizon_mse, identity, motion
 
 
 def _need_tracks(bundle) -> dict:
-    if "val_tracks" not in bundle.meta or bundle.train.y is None:
+    if "val_tracks" not in bundle.meta or bundle.meta["recipe"]["digits"] != 1:
         raise PanflowError("the video score card needs the embedded moving digits with one digit per clip (labels and "
                            "recorded trajectories); for your own clips use `panflow sample` and the metric video_scores")
     return bundle.meta["val_tracks"]
@@ -57,7 +57,8 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
     ref = bundle.train.x[torch.randperm(len(bundle.train), generator=g)[:n]]
     key = bundle.meta["hash"]
     t0 = time.perf_counter()
-    fnet, finfo = frame_classifier(bundle.train.x, bundle.train.y, bundle.val.x, bundle.val.y, key, classifier_steps[0], seed)
+    ty, vy = bundle.meta["train_tracks"]["labels"][:, 0], tracks["labels"][:, 0]
+    fnet, finfo = frame_classifier(bundle.train.x, ty, bundle.val.x, vy, key, classifier_steps[0], seed)
     cnet, cinfo = clip_classifier(bundle.train.x, bundle.val.x, key, classifier_steps[1], seed)
     nets = {"frame": fnet, "clip": cnet}
     cls_s = time.perf_counter() - t0
@@ -72,7 +73,8 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
         gen, setup = r.generate(n, o, seed=seed + 1)
         x = gen.x
         met = unconditional(x, nets, ref, exact)
-        met.update(_tasks(lambda k, xk: r.generate(n, o, seed=seed + 2, known=k, x_known=xk)[0].x, val, given, ends, seed))
+        met.update(_tasks(lambda k, xk, r=r, o=o: r.generate(n, o, seed=seed + 2, known=k, x_known=xk)[0].x, val,
+                          given, ends, seed))
         card.rows.append(Row(role, met, {**base, "nfe": setup["nfe"], "solver": o.solver, "guidance": o.guidance,
                                          "wall_s": time.perf_counter() - t1}))
     last = copy_last(val, given)

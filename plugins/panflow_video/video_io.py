@@ -78,22 +78,24 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
     path = Path(path)
     if frames.ndim != 4 or frames.dtype != np.uint8:
         raise ValueError(f"write_video needs uint8 [T, H, W, C], got {frames.dtype} {frames.shape}")
-    rgb = np.repeat(frames, 3, -1) if frames.shape[-1] == 1 else frames
     suffix = path.suffix.lower()
     codec = _codec(suffix)
+    gray = codec == "gif" and frames.shape[-1] == 1  # GIF keeps 8-bit gray exactly; colour GIFs are rgb8 (3-3-2)
+    img = frames[..., 0] if gray else (np.repeat(frames, 3, -1) if frames.shape[-1] == 1 else frames)
     if codec != "gif":  # yuv420p needs even sizes
-        h, w = rgb.shape[1:3]
-        rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        h, w = img.shape[1:3]
+        img = np.pad(img, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    src = "gray" if gray else "rgb24"
     with av.open(str(path), "w") as box:
         st = box.add_stream(codec, rate=int(round(fps)))
-        st.width, st.height = rgb.shape[2], rgb.shape[1]
-        st.pix_fmt = "pal8" if codec == "gif" else "yuv420p"
-        if codec not in ("gif",):
-            st.options = {"crf": "12"} if codec == "libx264" else {}
-            if codec == "mpeg4":
-                st.bit_rate = 4_000_000
-        for img in rgb:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        st.width, st.height = img.shape[2], img.shape[1]
+        st.pix_fmt = ("gray" if gray else "rgb8") if codec == "gif" else "yuv420p"
+        if codec == "libx264":
+            st.options = {"crf": "12"}
+        elif codec == "mpeg4":
+            st.bit_rate = 4_000_000
+        for a in img:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format=src)
             for pkt in st.encode(frame):
                 box.mux(pkt)
         for pkt in st.encode():
