@@ -49,16 +49,15 @@ class TemporalConv(nn.Module):
         super().__init__()
         self.frames = frames
         self.norm = _norm(c)
-        self.conv = nn.Conv1d(c, c, kernel, padding=kernel // 2)
+        self.conv = nn.Conv3d(c, c, (kernel, 1, 1), padding=(kernel // 2, 0, 0))  # over T only
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         b, t = n // self.frames, self.frames
-        y = nn.functional.silu(self.norm(x)).reshape(b, t, c, h, w).permute(0, 3, 4, 2, 1).reshape(b * h * w, c, t)
-        y = self.conv(y).reshape(b, h, w, c, t).permute(0, 4, 3, 1, 2).reshape(n, c, h, w)
-        return x + y
+        y = nn.functional.silu(self.norm(x)).reshape(b, t, c, h, w).transpose(1, 2)  # [B, C, T, H, W]
+        return x + self.conv(y).transpose(1, 2).reshape(n, c, h, w)
 
 
 class TemporalAttention(nn.Module):

@@ -19,13 +19,16 @@ from .evaluate import video_card
 
 PRESETS = {
     "smoke": {"base": "smoke", "steps": 3, "batch": 8, "recipe": "smoke", "channels": 8, "mults": [1, 2], "heads": 2,
-              "n": 8, "solver": "euler", "nfe": 2, "classifier_steps": (20, 10), "given": 2, "ends": 1},
-    "quick": {"base": "small", "steps": 400, "batch": 16, "recipe": "quick", "channels": 16, "mults": [1, 2, 2],
-              "heads": 4, "n": 128, "solver": "euler", "nfe": 8, "classifier_steps": (300, 150), "given": 3, "ends": 2},
-    "small": {"base": "small", "steps": 1500, "batch": 16, "recipe": "small", "channels": 16, "mults": [1, 2, 2],
-              "heads": 4, "n": 256, "solver": "heun", "nfe": 12, "classifier_steps": (600, 300), "given": 3, "ends": 2},
+              "n": 8, "solver": "euler", "nfe": 2, "classifier_steps": (20, 10), "given": 2, "ends": 1, "ema": 0.9},
+    "quick": {"base": "small", "steps": 300, "batch": 16, "recipe": "quick", "channels": 16, "mults": [1, 2, 2],
+              "heads": 4, "n": 128, "solver": "euler", "nfe": 8, "classifier_steps": (300, 150), "given": 3, "ends": 2,
+              "ema": 0.99},
+    "small": {"base": "small", "steps": 1000, "batch": 16, "recipe": "small", "channels": 16, "mults": [1, 2, 2],
+              "heads": 4, "n": 256, "solver": "heun", "nfe": 12, "classifier_steps": (600, 300), "given": 3, "ends": 2,
+              "ema": 0.995},
     "full": {"base": "full", "steps": 100_000, "batch": 64, "recipe": "full", "channels": 96, "mults": [1, 2, 2, 2],
-             "heads": 8, "n": 2000, "solver": "heun", "nfe": 32, "classifier_steps": (3000, 2000), "given": 4, "ends": 4},
+             "heads": 8, "n": 2000, "solver": "heun", "nfe": 32, "classifier_steps": (3000, 2000), "given": 4, "ends": 4,
+             "ema": 0.9999},
 }
 
 
@@ -40,7 +43,8 @@ def matched_width(spec, options: dict) -> int:
 def _train(p: dict, root: Path, name: str, seed: int, backbone: str, options: dict) -> tuple:
     over = {"train.steps": p["steps"], "train.batch_size": p["batch"], "train.progress": False, "train.seed": seed,
             "data.seed": seed, "data.options": {"recipe": p["recipe"]}, "model.options": options,
-            "train.log_every": max(1, p["steps"] // 6), "sample.solver": p["solver"], "sample.nfe": p["nfe"]}
+            "train.log_every": max(1, p["steps"] // 6), "train.ema_decay": p["ema"], "train.ema_warmup": True,
+            "sample.solver": p["solver"], "sample.nfe": p["nfe"]}
     if p["base"] != "full":
         over["train.device"] = "cpu"
     cfg = build_config("video", p["base"], overrides=over, backbone=backbone)

@@ -1,7 +1,7 @@
 """Moving digits: real scikit-learn digits bouncing in a small frame, with exact recorded trajectories.
 
-Recipe (fixed seed): each clip places ``digits`` (1 or 2) real 8×8 digits, upscaled once to
-``digit_size`` (bilinear, antialiased), at a uniform start inside the frame with a speed uniform in
+Recipe (fixed seed): each clip places ``digits`` (1 or 2) real 8×8 digits (upscaled once to
+``digit_size``, bilinear and antialiased, when it is not 8), at a uniform start inside the frame with a speed uniform in
 ``[speed_min, speed_max]`` pixels per frame and a uniform direction. Each frame the position moves by
 the velocity; a digit that would leave the frame is reflected at the wall (elastic bounce: the
 overshoot is folded back and that velocity component flips). Rendering places a digit at a real-valued
@@ -21,21 +21,20 @@ import torch
 @dataclass(frozen=True)
 class Recipe:
     frames: int = 8
-    size: int = 24
-    digit_size: int = 12
+    size: int = 16
+    digit_size: int = 8
     digits: int = 1
     clips: int = 4000
     speed_min: float = 1.0
-    speed_max: float = 2.5
+    speed_max: float = 2.0
     seed: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-RECIPES = {"smoke": Recipe(frames=6, size=16, digit_size=8, clips=96),
-           "quick": Recipe(clips=2000), "small": Recipe(clips=4000), "full": Recipe(frames=16, size=32, digit_size=14,
-                                                                                    clips=20000)}
+RECIPES = {"smoke": Recipe(frames=6, clips=96), "quick": Recipe(clips=2000), "small": Recipe(clips=4000),
+           "full": Recipe(frames=16, size=32, digit_size=16, clips=20000, speed_max=3.0)}
 
 
 def upscale(digits: np.ndarray, size: int) -> torch.Tensor:

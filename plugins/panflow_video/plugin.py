@@ -21,10 +21,10 @@ def _fits(spec: DataSpec) -> bool:
     return lazy("panflow_video.backbone:fits")(spec)
 
 
-SMALL = {"train.steps": 3000, "train.batch_size": 32, "train.lr": 2e-3, "train.warmup_steps": 100,
-         "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.05, "train.ema_decay": 0.999, "train.grad_clip": 1.0,
-         "train.log_every": 250, "train.device": "cpu", "data.val_fraction": 0.15, "data.options": {"recipe": "small"},
-         "sample.solver": "heun", "sample.nfe": 16}
+SMALL = {"train.steps": 1000, "train.batch_size": 16, "train.lr": 2e-3, "train.warmup_steps": 100,
+         "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.05, "train.ema_decay": 0.995, "train.ema_warmup": True,
+         "train.grad_clip": 1.0, "train.log_every": 250, "train.device": "cpu", "data.val_fraction": 0.15,
+         "data.options": {"recipe": "small"}, "sample.solver": "heun", "sample.nfe": 12}
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1, "data.val_fraction": 0.25,
               "data.options": {"recipe": "smoke"}, "sample.nfe": 2, "sample.solver": "euler", "train.device": "cpu"},
@@ -34,7 +34,7 @@ PRESETS = {
              "data.options": {"recipe": "full"}, "sample.nfe": 32},
 }
 BACKBONE_PRESETS = {"smoke": {"st-unet": {"channels": 8, "mults": [1, 2], "heads": 2}},
-                    "small": {"st-unet": {"channels": 32, "mults": [1, 2, 2], "heads": 4}},
+                    "small": {"st-unet": {"channels": 16, "mults": [1, 2, 2], "heads": 4}},
                     "full": {"st-unet": {"channels": 96, "mults": [1, 2, 2, 2], "heads": 8}}}
 
 
