@@ -11,7 +11,9 @@ Frame policy (recorded in the dataset meta): ``frames`` (default 8) consecutive 
 taken every ``stride``-th frame (default 1) from the start, or as every non-overlapping window when
 ``windows = "all"``; a clip shorter than that is an error naming it. Resolution policy: frames keep
 their size unless ``resolution`` (square side) resizes them all (antialiased bilinear); clips of
-different sizes without ``resolution`` are an error naming the first mismatch.
+different sizes without ``resolution`` are an error naming the first mismatch. Frame-rate policy:
+frames are taken as decoded (no resampling); the meta records each container's rate
+(``source_fps``) and the clips' rate after the stride (``fps``, used when writing samples).
 """
 
 from __future__ import annotations
@@ -152,12 +154,19 @@ def read_array(path: Path) -> list[tuple[str, np.ndarray]]:
     return [(f"{path}[{i}]", a[i]) for i in range(len(a))]
 
 
-def _sources(path: Path, mode: str) -> list[tuple[str, np.ndarray]]:
+def _video(path: Path, mode: str, rates: list[float]) -> tuple[str, np.ndarray]:
+    clip, fps = read_video(path, mode)
+    rates.append(fps)
+    return str(path), clip
+
+
+def _sources(path: Path, mode: str, rates: list[float]) -> list[tuple[str, np.ndarray]]:
+    """``(name, uint8/float [T, H, W, C])`` per clip; the frame rates of video files go to ``rates``."""
     if path.is_file():
         if path.suffix.lower() in (".npy", ".npz"):
             return read_array(path)
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            return [(str(path), read_video(path, mode)[0])]
+            return [_video(path, mode, rates)]
         raise DataError(f"{path}: not an NPY/NPZ array, a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a folder")
     kids = sorted(p for p in path.iterdir() if not p.name.startswith("."))
     videos = [p for p in kids if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
@@ -165,7 +174,7 @@ def _sources(path: Path, mode: str) -> list[tuple[str, np.ndarray]]:
     if videos and clips:
         raise DataError(f"{path} mixes video files ({videos[0].name}) and clip folders ({clips[0].name}); use one kind")
     if videos:
-        return [(str(v), read_video(v, mode)[0]) for v in videos]
+        return [_video(v, mode, rates) for v in videos]
     if clips:
         return [(str(c), read_frames(c, mode)) for c in clips]
     frames = [p for p in kids if p.suffix.lower() in FRAME_SUFFIXES]
@@ -179,8 +188,8 @@ def load_path(opts: DatasetOptions) -> DataBundle:
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
     p = _policy(opts.options)
-    items, first = [], None
-    for name, clip in _sources(path, p["mode"]):
+    items, first, rates = [], None, []
+    for name, clip in _sources(path, p["mode"], rates):
         if p["mode"] == "RGB" and clip.shape[-1] == 1:
             clip = np.repeat(clip, 3, -1)
         elif p["mode"] == "L" and clip.shape[-1] == 3:
@@ -202,5 +211,6 @@ def load_path(opts: DatasetOptions) -> DataBundle:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(opts.seed))
     n_val = max(1, int(round(n * opts.val_fraction)))
     meta = {"source": str(path), "policy": p, "n_train": n - n_val, "n_val": n_val, "shape": list(x.shape[1:]),
-            "hash": _hash(x), "fps": 8.0}
+            "hash": _hash(x), "fps": (rates[0] if rates else 8.0) / p["stride"],
+            "source_fps": sorted(set(rates))}  # frames are not resampled: mixed rates are kept as decoded
     return DataBundle(Samples(x[perm[n_val:]]), Samples(x[perm[:n_val]]), meta)

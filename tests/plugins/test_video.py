@@ -129,7 +129,7 @@ def test_mp4_gif_round_trip_and_mixed_resolutions(tmp_path):
         assert back.shape == (6, 16, 16, 1) and fps == pytest.approx(8.0, rel=0.1)
         assert np.abs(back.astype(float) - g).mean() < tol, f
     b = load_path(DatasetOptions(str(tmp_path), 0.5, 0, {"frames": 6}))
-    assert len(b.train) + len(b.val) == 2
+    assert len(b.train) + len(b.val) == 2 and b.meta["fps"] == pytest.approx(8.0, rel=0.1)
     write_video(tmp_path / "c.mp4", np.zeros((6, 20, 16, 1), np.uint8), 8)
     with pytest.raises(DataError, match=r"c.mp4: clip is \[6, 1, 20, 16\].*resolution"):
         load_path(DatasetOptions(str(tmp_path), 0.5, 0, {"frames": 6}))
