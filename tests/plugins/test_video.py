@@ -95,6 +95,14 @@ def test_npz_and_npy_round_trip(tmp_path):
         assert sorted(got.sum((1, 2, 3, 4)).tolist()) == pytest.approx(sorted(want.sum((1, 2, 3, 4)).tolist()))
     b = load_path(DatasetOptions(str(tmp_path / "c.npz"), 0.25, 0, {"frames": 2, "windows": "all"}))
     assert len(b.train) + len(b.val) == 8 and b.meta["policy"]["windows"] == "all"
+    rgb = np.repeat(x[..., None], 3, -1)
+    np.savez(tmp_path / "rgb.npz", x=rgb)
+    assert load_path(DatasetOptions(str(tmp_path / "rgb.npz"), 0.25, 0, {"frames": 5, "mode": "RGB"})).train.x.shape[2] == 3
+    with pytest.raises(DataError, match=r"rgb.npz\[0\]: RGB clip with data.options.mode = 'L'"):
+        load_path(DatasetOptions(str(tmp_path / "rgb.npz"), 0.25, 0, {"frames": 5}))
+    np.savez(tmp_path / "f.npz", x=x.astype(np.float32) * 2)
+    with pytest.raises(DataError, match=r"f.npz\[0\]: float clips must hold finite values in \[0, 1\]"):
+        load_path(DatasetOptions(str(tmp_path / "f.npz"), 0.25, 0, {"frames": 5}))
 
 
 def test_frame_folders_round_trip_and_errors(tmp_path):
