@@ -30,7 +30,7 @@ from panflow import DataBundle, DataError, DatasetOptions, Samples
 from .moving import RECIPES, Recipe, moving_digits
 from .video_io import FRAME_SUFFIXES, VIDEO_SUFFIXES, read_frames, read_video
 
-PATH_OPTIONS = ("frames", "stride", "windows", "resolution", "mode")
+PATH_OPTIONS = ("frames", "stride", "windows", "resolution", "mode", "lazy")
 RECIPE_KEYS = tuple(Recipe.__dataclass_fields__)
 DIGITS_HELD_OUT = 0.25  # fraction of the real digit images kept for validation clips only
 
@@ -92,11 +92,13 @@ def _policy(options: dict) -> dict:
         raise DataError(f"unknown video data option(s) {bad}; known: {', '.join(PATH_OPTIONS)}")
     p = {"frames": int(options.get("frames", 8)), "stride": int(options.get("stride", 1)),
          "windows": options.get("windows", "first"), "resolution": options.get("resolution"),
-         "mode": options.get("mode", "L")}
+         "mode": options.get("mode", "L"), "lazy": bool(options.get("lazy", False))}
     if p["frames"] < 2 or p["stride"] < 1:
         raise DataError(f"video data options need frames >= 2 and stride >= 1, got {p['frames']}, {p['stride']}")
     if p["windows"] not in ("first", "all"):
         raise DataError(f"video data option windows must be 'first' or 'all', got {p['windows']!r}")
+    if p["lazy"] and p["windows"] != "first":
+        raise DataError("data.options.lazy reads one window per clip; it needs windows = 'first'")
     if p["mode"] not in ("L", "RGB"):
         raise DataError(f"video data option mode must be 'L' or 'RGB', got {p['mode']!r}")
     return p
@@ -182,20 +184,29 @@ def _sources(path: Path, mode: str, rates: list[float]) -> list[tuple[str, np.nd
     raise DataError(f"{path} holds no clip folders and no video files{hint}")
 
 
+def _clip_windows(name: str, clip: np.ndarray, p: dict) -> list[torch.Tensor]:
+    """One decoded clip → its windows as float ``[T, C, H, W]`` under the policy ``p``."""
+    if p["mode"] == "RGB" and clip.shape[-1] == 1:
+        clip = np.repeat(clip, 3, -1)
+    elif p["mode"] == "L" and clip.shape[-1] == 3:
+        raise DataError(f"{name}: RGB clip with data.options.mode = 'L'; set mode = 'RGB'")
+    return [_resize(torch.from_numpy(_to_float(w, name)).permute(0, 3, 1, 2), p["resolution"])
+            for w in _windows(clip, name, p)]
+
+
 def load_path(opts: DatasetOptions) -> DataBundle:
     """Your clips at ``opts.path`` with the frame and resolution policy of ``opts.options``."""
     path = Path(opts.path)
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
     p = _policy(opts.options)
+    if p["lazy"]:
+        from .lazy import load_lazy
+
+        return load_lazy(path, p, opts)
     items, first, rates = [], None, []
     for name, clip in _sources(path, p["mode"], rates):
-        if p["mode"] == "RGB" and clip.shape[-1] == 1:
-            clip = np.repeat(clip, 3, -1)
-        elif p["mode"] == "L" and clip.shape[-1] == 3:
-            raise DataError(f"{name}: RGB clip with data.options.mode = 'L'; set mode = 'RGB'")
-        for w in _windows(clip, name, p):
-            x = _resize(torch.from_numpy(_to_float(w, name)).permute(0, 3, 1, 2), p["resolution"])
+        for x in _clip_windows(name, clip, p):
             if first is None:
                 first = (name, tuple(x.shape))
             elif tuple(x.shape) != first[1]:

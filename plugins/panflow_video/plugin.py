@@ -13,7 +13,7 @@ from . import __version__
 
 def data_spec(bundle) -> DataSpec:
     """Clips ``[T, C, H, W]`` with one time per frame (given frames are known parts)."""
-    t, c, h, w = bundle.train.x.shape[1:]
+    t, c, h, w = bundle.meta["shape"]  # also for lazy bundles (data.options.lazy), which hold no tensor
     return DataSpec("continuous", (t, c, h, w), time_shape=(t,))
 
 

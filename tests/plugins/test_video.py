@@ -236,3 +236,40 @@ def test_benchmark_smoke_writes_score_card(tmp_path):
     roles = [r["role"] for r in result["rows"]]
     assert roles == ["floor", "baseline · per-frame model", "baseline · copy-last-frame", "model"]
     assert {b["name"] for b in result["bars"]} >= {"per-frame FD / floor", "identity consistency / real"}
+
+
+def _clip_folders(tmp_path):
+    from PIL import Image
+
+    x = _clips(5, 4)
+    for i in range(5):
+        (tmp_path / f"clip{i}").mkdir()
+        for j in range(4 if i != 3 else 2):  # clip3 is too short: found only when it is read
+            Image.fromarray(x[i, j]).save(tmp_path / f"clip{i}" / f"{j:03d}.png")
+    return x, {"frames": 4, "lazy": True}
+
+
+def test_lazy_clip_folders_read_one_clip_at_a_time_and_name_bad_clips(tmp_path):
+    from panflow import BadItem, is_lazy
+
+    x, opts = _clip_folders(tmp_path)
+    b = load_path(DatasetOptions(str(tmp_path), 0.2, 0, opts))
+    assert is_lazy(b.train) and b.meta["shape"] == [4, 1, 8, 10] and len(b.train) + len(b.val) == 5
+    items = [b.train[i] for i in range(len(b.train))] + [b.val[i] for i in range(len(b.val))]
+    bad = [it for it in items if isinstance(it, BadItem)]
+    assert len(bad) == 1 and "clip3: 2 frames" in bad[0].describe()
+    want = {float(torch.from_numpy(x[i]).float().sum() / 255) for i in (0, 1, 2, 4)}
+    got = {float(it["x"].sum()) for it in items if not isinstance(it, BadItem)}
+    assert all(any(abs(g - w) < 1e-3 for w in want) for g in got)
+    with pytest.raises(DataError, match="lazy reads one window per clip"):
+        load_path(DatasetOptions(str(tmp_path), 0.2, 0, {**opts, "windows": "all"}))
+
+
+@pytest.mark.slow
+def test_lazy_clip_folders_train(tmp_path):
+    _, opts = _clip_folders(tmp_path)
+    cfg = build_config("video", "smoke", data=str(tmp_path), overrides={
+        "data.options": opts, "data.workers": 0, "data.max_bad_items": 1, "train.progress": False,
+        "data.val_fraction": 0.2, "train.steps": 2, "train.batch_size": 2})
+    run = load_run(train(cfg, tmp_path / "run"), device="cpu")
+    assert run.spec.shape == (4, 1, 8, 10)
