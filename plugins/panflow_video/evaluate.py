@@ -35,7 +35,7 @@ def unconditional(x: torch.Tensor, nets: dict, ref: torch.Tensor, exact: torch.T
             "identity": identity(nets["frame"], x), **motion(x, exact)}
 
 
-def _tasks(gen, truth: torch.Tensor, given: int, ends: int, seed: int) -> dict[str, float]:
+def _tasks(gen, truth: torch.Tensor, given: int, ends: int) -> dict[str, float]:
     """Prediction and interpolation errors of ``gen(known, x_known) -> clips`` on ``truth``."""
     n, t = truth.shape[:2]
     pred = gen(prefix_mask(n, t, given), truth)
@@ -74,12 +74,12 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
         x = gen.x
         met = unconditional(x, nets, ref, exact)
         met.update(_tasks(lambda k, xk, r=r, o=o: r.generate(n, o, seed=seed + 2, known=k, x_known=xk)[0].x, val,
-                          given, ends, seed))
+                          given, ends))
         card.rows.append(Row(role, met, {**base, "nfe": setup["nfe"], "solver": o.solver, "guidance": o.guidance,
                                          "wall_s": time.perf_counter() - t1}))
     last = copy_last(val, given)
     cl = {**unconditional(last, nets, ref, exact), **_tasks(lambda k, xk: copy_last(xk, int(k[0].sum())), val, given,
-                                                             ends, seed)}
+                                                             ends)}
     cl["interp_mse"] = _crossfade_mse(val, ends)
     card.rows.insert(1 + len(models), Row("baseline · copy-last-frame", cl,
                                           {**base, "what": f"{given} real frames, then the last repeated"}))
