@@ -46,6 +46,9 @@ def _tasks(gen, truth: torch.Tensor, given: int, ends: int) -> dict[str, float]:
     return out
 
 
+PREVIEW_CLIPS = 6  # clips per source kept for report.html (ScoreCard.artifacts)
+
+
 def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2, baseline=None,
                opts: SampleOptions | None = None, classifier_steps: tuple[int, int] = (800, 400)) -> ScoreCard:
     """The card of ``run`` (and ``baseline``, a run of the per-frame model) on ``bundle``'s held-out clips."""
@@ -66,12 +69,14 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
     base = {"n": n, "seed": seed}
     floor = unconditional(val, nets, ref, exact)
     card.rows.append(Row("floor", floor, {**base, "what": "held-out real clips vs training clips"}))
+    card.artifacts["real.clips"] = val[:PREVIEW_CLIPS]
     models = [("baseline · per-frame model", baseline)] if baseline is not None else []
     for role, r in [*models, ("model", run)]:
         o = opts or r.options()
         t1 = time.perf_counter()
         gen, setup = r.generate(n, o, seed=seed + 1)
         x = gen.x
+        card.artifacts[f"{'model' if role == 'model' else 'per_frame'}.clips"] = x[:PREVIEW_CLIPS]
         met = unconditional(x, nets, ref, exact)
         met.update(_tasks(lambda k, xk, r=r, o=o: r.generate(n, o, seed=seed + 2, known=k, x_known=xk)[0].x, val,
                           given, ends))

@@ -69,7 +69,8 @@ class VideoPlugin:
                                    description="per-frame pixel statistics and centroid speeds (no classifier)"))
         registry.add_benchmark(Benchmark("video", "video", lazy("panflow_video.benchmark:run_benchmark"),
                                          "(2+1)-D flow vs per-frame image model and copy-last-frame on moving digits",
-                                         presets=("smoke", "quick", "small", "full"), headline=("clip_fd",)))
+                                         presets=("smoke", "quick", "small", "full"), headline=("clip_fd",),
+                                         previews=lazy("panflow_video.previews:previews")))
 
 
 plugin = VideoPlugin()

@@ -273,3 +273,21 @@ def test_lazy_clip_folders_train(tmp_path):
         "data.val_fraction": 0.2, "train.steps": 2, "train.batch_size": 2})
     run = load_run(train(cfg, tmp_path / "run"), device="cpu")
     assert run.spec.shape == (4, 1, 8, 10)
+
+
+def test_report_previews_are_film_strips_one_row_per_clip():
+    from io import BytesIO
+
+    from PIL import Image
+
+    from panflow_video.previews import film_strip, previews
+
+    clips = np.zeros((2, 3, 1, 4, 4))
+    clips[1, 2] = 1.0                                  # clip 1, frame 2 is white
+    g = film_strip(clips)
+    assert g.shape == (2 * 5 + 1, 3 * 5 + 1, 3)
+    assert g[1 + 5: 1 + 5 + 4, 1 + 2 * 5: 1 + 2 * 5 + 4].min() == 1.0 and g[1:5, 1:5].max() == 0.0
+    out = previews({}, {"real.clips": clips, "model.clips": clips})
+    assert [p.title.split(":")[0] for p in out] == ["real", "model"]
+    img = np.asarray(Image.open(BytesIO(out[0].data)))
+    assert img.shape[1] >= 480 and previews({}, {}) == []
