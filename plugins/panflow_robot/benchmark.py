@@ -24,7 +24,7 @@ from .policy import ChunkPolicy, expert_result, rollout
 PRESETS = {
     "smoke": {"preset": "smoke", "steps": 30, "episodes": 24, "eval": 20, "nfes": [1, 2], "headline_nfe": 2,
               "latency_reps": 2, "transformer": False, "threads": 1, "reacher": False, "reacher_steps": 30},
-    "small": {"preset": "small", "steps": 3000, "episodes": 200, "eval": 200, "nfes": [1, 2, 4, 8, 16],
+    "small": {"preset": "small", "steps": 3000, "episodes": 1000, "eval": 200, "nfes": [1, 2, 4, 8, 16],
               "headline_nfe": 4, "latency_reps": 20, "transformer": True, "threads": 1, "reacher": True,
               "reacher_steps": 1500},
     "full": {"preset": "full", "steps": 100_000, "episodes": 1000, "eval": 1000, "nfes": [1, 2, 4, 8, 16],
