@@ -1,6 +1,6 @@
 """``python -m panflow_robot export|rollout``: write demonstrations as zarr, or roll a run out closed loop.
 
-    python -m panflow_robot export --out demos.zarr [--data PATH | --episodes 200 --seed 0]
+    python -m panflow_robot export --out demos.zarr [--data PATH | --episodes 1000 --seed 0]
     python -m panflow_robot rollout RUN_DIR --episodes 200 --nfe 4 [--no-overlap]
 
 Errors are one line (``panflow-robot: error: ...``, exit 2), like the panflow CLI.
@@ -16,11 +16,12 @@ from panflow import PanflowError
 
 
 def _export(a) -> dict:
-    from .data import pointmass_episodes
+    from .data import POINTMASS_RECIPE, pointmass_episodes
     from .episodes import Horizons
     from .formats import export_zarr, read_episodes
 
-    eps = read_episodes(a.data) if a.data else pointmass_episodes(a.episodes, a.seed)
+    n = a.episodes if a.episodes is not None else POINTMASS_RECIPE["episodes"]
+    eps = read_episodes(a.data) if a.data else pointmass_episodes(n, a.seed)
     eps.validate(Horizons())
     path = export_zarr(eps, a.out)
     return {"wrote": str(path), "episodes": len(eps), "steps": int(sum(len(x) for x in eps.actions))}
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("export", help="write a demonstration set as a Diffusion Policy zarr replay buffer")
     ex.add_argument("--out", required=True)
     ex.add_argument("--data", default=None, help="a zarr / robomimic HDF5 / LeRobot set (default: the embedded demos)")
-    ex.add_argument("--episodes", type=int, default=200)
+    ex.add_argument("--episodes", type=int, default=None, help="embedded demos: how many (default: the recipe's)")
     ex.add_argument("--seed", type=int, default=0)
     ro = sub.add_parser("rollout", help="closed-loop episodes of the embedded point-mass task")
     ro.add_argument("run")

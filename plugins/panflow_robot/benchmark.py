@@ -30,7 +30,7 @@ PRESETS = {
               "latency_reps": 5, "transformer": False, "threads": 1, "reacher": False, "reacher_steps": 0,
               # sized for small: 90% success, its confidence bound and the expert's mode balance need 3000 steps
               "defer": ("flow policy success", "mode balance gap", "smallest NFE keeping success")},
-    "small": {"preset": "small", "steps": 3000, "episodes": 200, "eval": 200, "nfes": [1, 2, 4, 8, 16],
+    "small": {"preset": "small", "steps": 3000, "episodes": 1000, "eval": 200, "nfes": [1, 2, 4, 8, 16],
               "headline_nfe": 4, "latency_reps": 20, "transformer": True, "threads": 1, "reacher": True,
               "reacher_steps": 1500},
     "full": {"preset": "full", "steps": 100_000, "episodes": 1000, "eval": 1000, "nfes": [1, 2, 4, 8, 16],

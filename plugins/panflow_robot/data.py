@@ -17,11 +17,11 @@ from .episodes import Episodes, Horizons, split_episodes, windows
 from .formats import read_episodes
 
 #: the recorded recipe of the embedded demonstrations (also written into the dataset meta)
-POINTMASS_RECIPE = {"task": "pointmass", "episodes": 200, "steps": 50, "seed": 0, "noise": 0.15,
+POINTMASS_RECIPE = {"task": "pointmass", "episodes": 1000, "steps": 50, "seed": 0, "noise": 0.15,
                     "expert": "random side (p=0.5), noisy via point beside the obstacle, then the goal"}
 
 
-def pointmass_episodes(n: int = 200, seed: int = 0, steps: int = 50, noise: float = 0.15) -> Episodes:
+def pointmass_episodes(n: int = POINTMASS_RECIPE["episodes"], seed: int = 0, steps: int = 50, noise: float = 0.15) -> Episodes:
     """The embedded demonstration set (deterministic in its arguments)."""
     demos = expert_demos(n, seed, steps, noise)
     return Episodes([d[0] for d in demos], [d[1] for d in demos], "<embedded pointmass>",
@@ -47,7 +47,7 @@ def load_demos(opts: DatasetOptions) -> DataBundle:
         task = None
         recipe = {"task": None}
     else:
-        recipe = {**POINTMASS_RECIPE, "episodes": int(o.get("episodes", 200)), "steps": int(o.get("steps", 50)),
+        recipe = {**POINTMASS_RECIPE, "episodes": int(o.get("episodes", POINTMASS_RECIPE["episodes"])), "steps": int(o.get("steps", 50)),
                   "noise": float(o.get("noise", 0.15)), "seed": int(opts.seed)}
         eps = pointmass_episodes(recipe["episodes"], recipe["seed"], recipe["steps"], recipe["noise"])
         task = "pointmass"

@@ -230,3 +230,16 @@ def test_benchmark_smoke_writes_score_card(tmp_path):
     assert {b["name"] for b in result["bars"]} >= {"MSE baseline success", "smallest NFE keeping success >= 90%"}
     assert set(result["latency_ms_per_chunk"]) == {"1", "2"}
     assert "Success against NFE" in (tmp_path / "robot.md").read_text()
+
+
+def test_reacher_expert_demos_run_in_mujoco():
+    """The MuJoCo task's expert runs headless through gymnasium (its mujoco extra: imageio etc.).
+
+    The smoke benchmark skips Reacher, so without this a missing gymnasium dependency only
+    surfaced at the end of a 40-minute `small` run.
+    """
+    from panflow_robot.reacher import reacher_episodes
+
+    eps = reacher_episodes(n=2, seed=0)
+    assert len(eps) == 2 and eps.actions[0].shape[1] == 2 and np.isfinite(eps.obs[0]).all()
+    assert eps.meta["elbow_up"] == reacher_episodes(n=2, seed=0).meta["elbow_up"]
