@@ -47,7 +47,8 @@ def build_flow(spec: DataSpec, cfg: RunConfig, domain: Domain) -> FlowObjective:
 def build_masked(spec: DataSpec, cfg: RunConfig, domain: Domain):
     from .masked import MaskedObjective
 
-    return MaskedObjective(spec.vocab_size, schedule=cfg.flow.schedule, conditions=spec.conditions)
+    return MaskedObjective(spec.vocab_size, schedule=cfg.flow.schedule, conditions=spec.conditions,
+                           block_size=cfg.flow.block_size)
 
 
 def _masked_from_json(d: dict, spec: DataSpec | None = None):
