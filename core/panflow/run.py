@@ -31,7 +31,7 @@ from .sampling import SampleOptions
 from .solvers import SOLVERS
 from .trainer import Trainer, resolve_device
 
-PRESETS = ("smoke", "small", "full")
+PRESETS = ("smoke", "quick", "small", "full")  # quick: also added by issue 21 (core.presets)
 
 
 def build_config(domain: str, preset: str = "small", config_file: str | None = None,
