@@ -124,3 +124,35 @@ def test_block_size_is_in_the_contract_and_validated():
     assert "block_size" not in MaskedObjective(V).to_json()  # MDLM checkpoints are unchanged
     with pytest.raises(ConfigError, match="block_size"):
         MaskedObjective(V, block_size=-1)
+
+
+@pytest.mark.slow
+def test_cli_block_diffusion_with_prefix(tmp_path, capsys):
+    from panflow.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "text", "--preset", "smoke", "--out", str(run), "--set", "flow.block_size=4"]) == 0
+    contract = (next((run / "checkpoints").glob("step_*")) / "contract.json").read_text()
+    assert '"block_size": 4' in contract
+    out = tmp_path / "s"
+    assert main(["sample", str(run), "--prefix", "def ", "--n", "8", "--top-p", "0.9", "--out", str(out)]) == 0
+    files = sorted(out.glob("sample_*.txt"))
+    assert len(files) == 8 and all(f.read_text().startswith("def ") for f in files)
+    assert main(["sample", str(run), "--prefix", "x" * 40, "--n", "2", "--out", str(out)]) == 2
+    assert "--prefix gives 40 tokens" in capsys.readouterr().err
+    assert main(["sample", str(run), "--prefix", "def ", "--n", "2", "--solver", "remdm", "--remask", "0.1",
+                 "--out", str(out)]) == 0
+
+
+@pytest.mark.slow
+def test_block_table_script_smoke(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import text_blocks
+
+    text_blocks.main(["--preset", "smoke", "--blocks", "2,0", "--n", "4", "--nelbo-seqs", "16", "--out", str(tmp_path)])
+    d = json.loads((tmp_path / "text_blocks.json").read_text())
+    assert [b["block_size"] for b in d["blocks"]] == [2, 0] and d["blocks"][0]["samples"]
