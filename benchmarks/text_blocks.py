@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--steps", type=int, default=0, help="0 = the preset's")
-    ap.add_argument("--blocks", default="1,2,4,8,16,0", help="block sizes; 0 = the whole sequence (MDLM)")
+    ap.add_argument("--blocks", default="1,2,4,8,16,0",
+                    help="block sizes; 0 = the whole sequence (MDLM); B:count trains with the count estimator")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--nelbo-seqs", type=int, default=256)
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default="text_blocks")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    blocks = tuple(int(b) for b in args.blocks.split(","))
+    blocks = tuple(int(b) if b.lstrip("-").isdigit() else b for b in args.blocks.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="panflow-text-blocks-"))
     root = runs_root(tmp, f"{args.preset}-seed{args.seed}" + (f"-{args.steps}" if args.steps else ""))
     t0 = time.perf_counter()

@@ -23,12 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=0, help="0 = the preset's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--name", default="text", help="result file name (text.json / text.md)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     card = run_benchmark(args.preset, args.out, args.seed, steps=args.steps or None)
     wall = time.perf_counter() - t0
-    command = f"python benchmarks/text_headline.py --preset {args.preset} --steps {args.steps} --out {args.out}"
+    command = f"python benchmarks/text_headline.py --preset {args.preset} --steps {args.steps} --out {args.out}" \
+        + (f" --name {args.name}" if args.name != "text" else "")
     result = {"schema": RESULT_SCHEMA, "benchmark": "text", "plugin": "text", "preset": args.preset,
               "steps_override": args.steps or None, "seed": args.seed, "wall_s": wall, "command": command,
               **card.to_json(), "hardware": hardware()}
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         md += "\n" + section + "\n"
     md += f"\nWall time: {wall:.1f} s on {result['hardware']['processor']} (torch {result['hardware']['torch']}); " \
           "the machine was shared with other jobs.\n" + f"Command: `{command}`\n"
-    write_result(args.out, "text", {k: v for k, v in result.items() if k != "markdown_sections"}, md)
+    write_result(args.out, args.name, {k: v for k, v in result.items() if k != "markdown_sections"}, md)
     print(md)
 
 

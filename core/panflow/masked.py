@@ -25,6 +25,7 @@ from .unmask import UNMASK_SAMPLERS, categorical, unmask
 
 MASKED_SCHEDULES = ("linear", "cosine")
 MASKED_SAMPLERS = UNMASK_SAMPLERS  # the registered unmasking samplers (panflow.unmask)
+ESTIMATORS = ("time", "count")  # NELBO estimators: continuous time, or the number of masked tokens per block
 
 
 class MaskedPath:
@@ -66,19 +67,64 @@ class MaskedObjective:
 
     kind = "masked"
 
-    def __init__(self, vocab_size: int, schedule: str = "linear", conditions: tuple = (), block_size: int = 0):
+    def __init__(self, vocab_size: int, schedule: str = "linear", conditions: tuple = (), block_size: int = 0,
+                 estimator: str = "time"):
         self.path = MaskedPath(vocab_size, schedule)
         self.conditions = tuple(conditions)
         self.time_shape = ()
         if int(block_size) < 0:
             raise ConfigError(f"flow.block_size must be >= 0 (0 = the whole sequence), got {block_size}")
         self.block_size = int(block_size)
+        if estimator not in ESTIMATORS:
+            raise UnknownNameError("NELBO estimator", estimator, ESTIMATORS)
+        self.estimator = estimator
+
+    def draw_counts(self, n: int, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """The same bound in discrete form: per block, k masked tokens with k uniform in 1..len(block)
+        (stratified over the batch), chosen by per-token uniforms; each masked token weighs len/k.
+
+        For any schedule the continuous-time NELBO of a block of n tokens equals
+        Σ_k (1/k) E_{|S| = k}[Σ_{l ∈ S} −log p(x_l | x_{not S})] (∫ κ'/(1−κ) P(k masked) dt = 1/k), so
+        this is an unbiased estimate of it, with weights bounded by n instead of 1/(1 − t) (finite
+        variance; it matters for small blocks, whose per-block time puts few tokens under a large weight).
+        """
+        length = x.shape[1]
+        b = self.blocks(length)
+        nb = -(-length // b)
+        off = torch.rand((), generator=generator, device=x.device)
+        v = (off + torch.arange(n * nb, device=x.device) / (n * nb)) % 1.0
+        v = v[torch.randperm(n * nb, generator=generator, device=x.device)].reshape(n, nb)
+        lens = self._block_lengths(length, x.device)
+        k = torch.minimum((v * lens).floor().long() + 1, lens.long())
+        return {"k": k, "u": torch.rand((n, length), generator=generator, device=x.device)}
+
+    def _block_lengths(self, length: int, device) -> torch.Tensor:
+        b = self.blocks(length)
+        nb = -(-length // b)
+        lens = torch.full((nb,), float(b), device=device)
+        lens[-1] = length - (nb - 1) * b
+        return lens
+
+    def _count_mask(self, x: torch.Tensor, k: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked indicator (bool) and per-token weight ``len/k``, both ``[B, L]``, of a count draw."""
+        n, length = x.shape
+        b = self.blocks(length)
+        nb = k.shape[1]
+        uu = F.pad(u, (0, nb * b - length), value=2.0).reshape(n, nb, b)  # padding never ranks among the k
+        rank = uu.argsort(-1).argsort(-1)
+        masked = (rank < k[..., None]).reshape(n, nb * b)[:, :length]
+        w = (self._block_lengths(length, x.device)[None] / k).repeat_interleave(b, dim=1)[:, :length]
+        return masked, w
 
     def blocks(self, length: int) -> int:
         """The block size in use for sequences of ``length`` tokens (the whole sequence if 0 or ≥ L)."""
         return length if self.block_size == 0 or self.block_size >= length else self.block_size
 
     def draw(self, n: int, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """All randomness of one loss evaluation: :meth:`draw_times` or :meth:`draw_counts` (the estimator)."""
+        return (self.draw_counts if self.estimator == "count" else self.draw_times)(n, x, generator)
+
+    def draw_times(self, n: int, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """Stratified times (``[n]``, or ``[n, blocks]`` for block diffusion) and per-token uniforms."""
         b = self.blocks(x.shape[1])
         nb = -(-x.shape[1] // b)
@@ -122,9 +168,22 @@ class MaskedObjective:
         return ce, masked, real, tt
 
     def token_nelbo(self, model, batch, rand: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sequence weighted masked cross-entropy (nats) ``[B]`` and real-token counts ``[B]``."""
-        ce, masked, real, tt = self._masked_ce(model, batch, rand["t"], rand["u"])
-        return (ce * masked * real * self.path.weight(tt)).sum(1), real.sum(1)
+        """Per-sequence weighted masked cross-entropy (nats) ``[B]`` and real-token counts ``[B]``
+        (``rand`` from :meth:`draw`: times ``t`` or, for the count estimator, counts ``k``)."""
+        if "k" not in rand:
+            ce, masked, real, tt = self._masked_ce(model, batch, rand["t"], rand["u"])
+            return (ce * masked * real * self.path.weight(tt)).sum(1), real.sum(1)
+        if batch.known is not None:
+            raise ContractError("the count estimator draws which tokens to mask among all of a block; "
+                                "use estimator 'time' with known tokens")
+        x = batch.x
+        masked, w = self._count_mask(x, rand["k"], rand["u"])
+        z = torch.where(masked, torch.full_like(x, self.path.mask_id), x)
+        t_model = 1 - (rand["k"] / self._block_lengths(x.shape[1], x.device)).mean(1)
+        out = self.logits(model, z, x, t_model, batch.cond)
+        ce = F.cross_entropy(out.float().transpose(1, 2), x, reduction="none")
+        real = torch.ones_like(ce) if batch.mask is None else batch.mask.float()
+        return (ce * masked.float() * real * w).sum(1), real.sum(1)
 
     def loss(self, model, batch, rand: dict | None = None, generator: torch.Generator | None = None):
         rand = rand if rand is not None else self.draw(batch.x.shape[0], batch.x, generator)
@@ -132,14 +191,20 @@ class MaskedObjective:
         return per_seq.sum() / count.sum().clamp_min(1)
 
     @torch.no_grad()
-    def nelbo(self, model, data, batch_size: int = 64, repeats: int = 4, seed: int = 0) -> float:
-        """Validation NELBO in nats per token (``repeats`` stratified time draws per sequence)."""
+    def nelbo(self, model, data, batch_size: int = 64, repeats: int = 4, seed: int = 0,
+              estimator: str | None = None) -> float:
+        """Validation NELBO in nats per token (``repeats`` stratified draws per sequence; ``estimator``
+        ``time`` or ``count``, default the objective's: both estimate the same bound)."""
         g = torch.Generator(device=data.x.device).manual_seed(seed)
         total, count = 0.0, 0.0
+        est = estimator or self.estimator
+        if est not in ESTIMATORS:
+            raise UnknownNameError("NELBO estimator", est, ESTIMATORS)
         for _ in range(repeats):
             for s in range(0, len(data), batch_size):
                 b = data.index(slice(s, s + batch_size))
-                per_seq, c = self.token_nelbo(model, b, self.draw(len(b), b.x, g))
+                rand = (self.draw_counts if est == "count" else self.draw_times)(len(b), b.x, g)
+                per_seq, c = self.token_nelbo(model, b, rand)
                 total, count = total + float(per_seq.sum()), count + float(c.sum())
         return total / count
 
@@ -231,6 +296,8 @@ class MaskedObjective:
              "time_direction": "0=noise,1=data"}
         if self.block_size:
             d["block_size"] = self.block_size
+        if self.estimator != "time":
+            d["estimator"] = self.estimator
         return d
 
     @classmethod
@@ -238,7 +305,7 @@ class MaskedObjective:
         if d.get("time_direction") != "0=noise,1=data":
             raise ContractError(f"checkpoint uses time direction {d.get('time_direction')!r}")
         return cls(d["vocab_size"], d["path"]["schedule"], spec.conditions if spec is not None else (),
-                   d.get("block_size", 0))
+                   d.get("block_size", 0), d.get("estimator", "time"))
 
 
 def _after_stop(z: torch.Tensor, stop: int) -> torch.Tensor:

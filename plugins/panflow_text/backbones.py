@@ -59,6 +59,9 @@ class TokenTransformer(nn.Module):
         else:
             if self.causal:
                 raise ContractError("a causal transformer cannot take a block-attention pattern; build it with causal=false")
+            if self.use_time:
+                raise ContractError("block diffusion gives each block its own time; use a time-free transformer "
+                                    "(model.options.time=false)")
             pos, allow = attention.positions, attention.allow
             if int(pos.max()) >= self.max_len:
                 raise DataError(f"position {int(pos.max())} exceeds the model's maximum {self.max_len}")

@@ -18,17 +18,18 @@ SETTINGS = (
     ("ancestral", "ancestral", 1.0, {}),
     ("ancestral top-p 0.9", "ancestral", 1.0, {"top_p": 0.9}),
     ("ancestral top-p 0.8", "ancestral", 1.0, {"top_p": 0.8}),
-    ("ancestral T 0.9", "ancestral", 1.0, {"temperature": 0.9}),
     ("confidence", "confidence", 1.0, {}),
     ("confidence noise 1", "confidence", 1.0, {"order_noise": 1.0}),
     ("confidence noise 3", "confidence", 1.0, {"order_noise": 3.0}),
-    ("remdm eta 0.02, 2L steps", "remdm", 2.0, {"remask": 0.02}),
     ("remdm eta 0.02 top-p 0.9, 2L steps", "remdm", 2.0, {"remask": 0.02, "top_p": 0.9}),
 )
 
 
-def label_of(block_size: int) -> str:
-    return "MDLM (B = L)" if block_size == 0 else f"block {block_size}"
+def label_of(entry) -> str:
+    """``0`` -> MDLM (B = L), ``4`` -> block 4, ``"4:count"`` -> block 4 (count estimator)."""
+    b, _, est = str(entry).partition(":")
+    name = "MDLM (B = L)" if int(b) == 0 else f"block {b}"
+    return name + (f" ({est} estimator)" if est and est != "time" else "")
 
 
 def study(run, block_size: int, judge, ref: torch.Tensor, n: int, seed: int, settings=SETTINGS,
