@@ -24,13 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--name", default="text", help="result file name (text.json / text.md)")
+    ap.add_argument("--blocks", default="", help="masked models, e.g. 4:count,0:count (default: the preset's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    card = run_benchmark(args.preset, args.out, args.seed, steps=args.steps or None)
+    blocks = tuple(int(b) if b.isdigit() else b for b in args.blocks.split(",")) if args.blocks else None
+    card = run_benchmark(args.preset, args.out, args.seed, steps=args.steps or None, blocks=blocks)
     wall = time.perf_counter() - t0
     command = f"python benchmarks/text_headline.py --preset {args.preset} --steps {args.steps} --out {args.out}" \
-        + (f" --name {args.name}" if args.name != "text" else "")
+        + (f" --name {args.name}" if args.name != "text" else "") + (f" --blocks {args.blocks}" if args.blocks else "")
     result = {"schema": RESULT_SCHEMA, "benchmark": "text", "plugin": "text", "preset": args.preset,
               "steps_override": args.steps or None, "seed": args.seed, "wall_s": wall, "command": command,
               **card.to_json(), "hardware": hardware()}

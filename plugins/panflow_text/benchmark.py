@@ -39,7 +39,7 @@ from .sweep import ar_speed, kv_cache_speed, label_of, markdown, study
 PRESETS = {  # blocks: the masked models trained (0 = MDLM, B = L); nfes: MDLM's ancestral step sweep
     "smoke": {"nfes": [2, 4], "n": 8, "span": 4, "nelbo_seqs": 32, "blocks": (4, 0)},
     "quick": {"nfes": [], "n": 64, "span": 8, "nelbo_seqs": 256, "blocks": (4, 0, "4:count", "0:count")},
-    "small": {"nfes": [], "n": 128, "span": 8, "nelbo_seqs": 512, "blocks": (4, 0)},
+    "small": {"nfes": [], "n": 128, "span": 8, "nelbo_seqs": 512, "blocks": (4, 0, "4:count", "0:count")},
     "full": {"nfes": [8, 16, 32, 64, 128], "n": 512, "span": 16, "nelbo_seqs": 4096, "blocks": (4, 0)},
 }
 LN2 = math.log(2)
@@ -199,10 +199,11 @@ def train_pair(preset: str, root: Path, seed: int = 0, nelbo_seqs: int = 512, st
                 ar_s, runs, curves, seconds)
 
 
-def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None) -> ScoreCard:
-    """The text score card; ``steps`` overrides the preset's training steps (``benchmarks/text_headline.py``)."""
+def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None, blocks: tuple | None = None) -> ScoreCard:
+    """The text score card; ``steps`` / ``blocks`` override the preset's training steps and masked models
+    (``benchmarks/text_headline.py``)."""
     p = PRESETS[preset]
-    blocks = tuple(p["blocks"])
+    blocks = tuple(blocks or p["blocks"])
     tmp = Path(tempfile.mkdtemp(prefix="panflow-text-bench-"))
     root = runs_root(tmp, f"{preset}-seed{seed}" + (f"-{steps}" if steps else ""))
     pair = train_pair(preset, root, seed, p["nelbo_seqs"], steps=steps, block_sizes=blocks)
