@@ -6,6 +6,7 @@ public API that plugins import from; everything else is internal.
 
 from ._version import __version__
 from .assembly import Assembly, assemble, load_data, training_spec
+from .blocks import KVCache, TokenAttention, block_allow  # block diffusion (issue 17)
 from .cache import cache_dir, cached_weights
 from .checkpoint import find_checkpoint, load_contract
 from .components import (
@@ -74,6 +75,7 @@ from .streaming import BadItem, LazySamples, ShardedSamples, collate, draw_subse
 from .time_samplers import LogitNormalTime, ShiftedTime, UniformTime, make_time_sampler
 from .trainer import Trainer, resolve_device
 from .unet import UNet
+from .unmask import UNMASK_SAMPLERS, UnmaskSampler, register_unmask_sampler, shape_probs  # issue 17
 
 __all__ = [
     "loss_curve", "Preview", "colormap", "image_grid", "png_bytes", "polylines_svg", "scatter_svg", "upscale",
@@ -99,4 +101,6 @@ __all__ = [
     "epoch_permutation", "rank_shards", "RunningMoments", "StandardEncoder", "fit_encoder", "iter_batches",
     "ShardStore", "ShardWriter", "encode_source", "open_cache", "write_cache",
     "COUPLINGS", "Coupling", "register_coupling", "ShortcutObjective",
+    "KVCache", "TokenAttention", "block_allow", "UNMASK_SAMPLERS", "UnmaskSampler", "register_unmask_sampler",
+    "shape_probs",
 ]

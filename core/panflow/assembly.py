@@ -36,6 +36,8 @@ def _time_sampler(cfg: RunConfig) -> Any:
 def build_flow(spec: DataSpec, cfg: RunConfig, domain: Domain) -> FlowObjective:
     """Flow matching from the ``[flow]`` config section and the domain's conditioning defaults."""
     f = cfg.flow
+    if f.block_size:
+        raise ConfigError(f"flow.block_size ({f.block_size}) is for masked (token) objectives; this run uses flow matching")
     known: Any = f.known or domain.known
     if known != "none" or f.known_options or domain.known_options:
         opts = f.known_options if f.known else domain.known_options
@@ -47,7 +49,12 @@ def build_flow(spec: DataSpec, cfg: RunConfig, domain: Domain) -> FlowObjective:
 def build_masked(spec: DataSpec, cfg: RunConfig, domain: Domain):
     from .masked import MaskedObjective
 
-    return MaskedObjective(spec.vocab_size, schedule=cfg.flow.schedule, conditions=spec.conditions)
+    opts = dict(cfg.flow.objective_options)
+    estimator = opts.pop("estimator", "time")
+    if opts:
+        raise ConfigError(f"unknown flow.objective_options {sorted(opts)} for the masked objective (known: estimator)")
+    return MaskedObjective(spec.vocab_size, schedule=cfg.flow.schedule, conditions=spec.conditions,
+                           block_size=cfg.flow.block_size, estimator=estimator)
 
 
 def _masked_from_json(d: dict, spec: DataSpec | None = None):

@@ -291,6 +291,8 @@ class Domain:
     known: str = "none"
     known_options: dict[str, Any] = field(default_factory=dict)
     plugin: str = ""
+    # ``encode_prompt(text, dataset_meta) -> [ids]``: a raw-space prefix from a string (``--prefix``)
+    encode_prompt: Callable[[str, dict[str, Any]], list] | None = None
 
 
 @dataclass

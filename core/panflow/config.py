@@ -64,6 +64,7 @@ class FlowConfig:
     objective_options: dict = field(default_factory=dict)  # keyword options of that objective (e.g. shortcut)
     coupling: str = "independent"  # noise-data pairing in training: independent | ot | ot-exact (panflow.coupling)
     coupling_options: dict = field(default_factory=dict)  # keyword options of the coupling's pair function
+    block_size: int = 0        # masked: block diffusion with blocks of this many tokens (0 = whole sequence, MDLM)
 
 
 @dataclass
@@ -247,6 +248,9 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "sample.guidance": (0, math.inf, True, False), "sample.noise_scale": (0, math.inf, True, False),
     "sample.n": (1, math.inf, True, False),
     "sample.resample": (1, math.inf, True, False),
+    "flow.block_size": (0, math.inf, True, False), "sample.temperature": (0, math.inf, True, False),
+    "sample.top_p": (0, 1, False, True), "sample.order_noise": (0, math.inf, True, False),
+    "sample.remask": (0, 1, True, True),
 }
 
 

@@ -123,7 +123,9 @@ class AdaLNBlock(nn.Module):
     """Pre-norm transformer block with adaLN-Zero conditioning (Peebles & Xie 2023).
 
     ``x: [B, L, D]``, ``c: [B, D]``; ``causal`` masks attention to the past; ``rotary``
-    (``(cos, sin)`` from :class:`Rotary`) rotates queries and keys by position.
+    (``(cos, sin)`` from :class:`Rotary`) rotates queries and keys by position; ``attn_mask``
+    (bool ``[L, Lk]``, True = attend) sets any pattern; ``kv`` (a slot of :class:`panflow.KVCache`)
+    prepends cached keys/values of earlier tokens (block diffusion, :mod:`panflow.blocks`).
     """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
@@ -142,16 +144,20 @@ class AdaLNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, causal: bool = False,
                 key_padding: torch.Tensor | None = None,
-                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+                attn_mask: torch.Tensor | None = None, kv=None) -> torch.Tensor:
         b, l, d = x.shape
         s1, g1, a1, s2, g2, a2 = self.ada(c).chunk(6, dim=-1)
         h = modulate(self.norm1(x), s1, g1)
         q, k, v = self.qkv(h).reshape(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        mask = None
+        if kv is not None:
+            k, v = kv.extend(k, v)
+        mask = attn_mask
         if key_padding is not None:
-            mask = key_padding[:, None, None, :].bool()
+            pad = key_padding[:, None, None, :].bool()
+            mask = pad if mask is None else pad & mask
         att = nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal and mask is None,
             dropout_p=self.dropout if self.training else 0.0)

@@ -152,6 +152,7 @@ class Run:
                  "known_fraction": 0.0 if known is None else float(known.float().mean()), "inpaint": opts.inpaint,
                  "resample": opts.resample if known is not None and opts.inpaint == "repaint" else 1,
                  "noise_scale": opts.noise_scale if opts.solver == "sde" else 0.0, "seed": seed,
+                 "unmasking": {k: getattr(opts, k) for k in ("temperature", "top_p", "remask", "order_noise")},
                  "wall_s": time.perf_counter() - t0}
         return Samples(torch.cat(outs), cond={k: v.cpu() for k, v in cond.items()}), setup
 

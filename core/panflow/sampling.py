@@ -30,7 +30,10 @@ class SampleOptions:
     - ``inpaint``: how known elements are held, a registered method (:mod:`panflow.inpaint`):
       ``trained`` (the model was trained with known parts: they are presented clean at time 1),
       ``replacement`` or ``repaint`` (training-free, for models trained without known parts);
-      ``resample`` is how often ``repaint`` takes each step (it multiplies the NFE).
+      ``resample`` is how often ``repaint`` takes each step (it multiplies the NFE);
+    - masked diffusion (:mod:`panflow.unmask`): ``temperature`` and ``top_p`` (nucleus) shape the
+      unmasking distribution; ``order_noise`` perturbs the confidence order; ``remask`` is ReMDM's
+      η; ``stop_token`` (≥ 0) ends a sequence at that token (block diffusion stops early).
     """
 
     solver: str = "euler"
@@ -44,6 +47,11 @@ class SampleOptions:
     rtol: float = 1e-5
     inpaint: str = "trained"
     resample: int = 10
+    temperature: float = 1.0
+    top_p: float = 1.0
+    order_noise: float = 0.0
+    remask: float = 0.0
+    stop_token: int = -1
 
     def __post_init__(self) -> None:
         from .inpaint import get_inpaint_method  # the registry imports this module
@@ -55,6 +63,10 @@ class SampleOptions:
             raise PanflowError(f"guidance_interval must be [t_lo, t_hi], got {self.guidance_interval}")
         if self.noise_scale < 0:
             raise PanflowError(f"noise_scale must be >= 0, got {self.noise_scale}")
+        if not self.temperature >= 0 or not 0 < self.top_p <= 1:
+            raise PanflowError(f"temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
+        if not self.order_noise >= 0 or not 0 <= self.remask <= 1:
+            raise PanflowError(f"order_noise must be >= 0 and remask in [0, 1], got {self.order_noise}, {self.remask}")
 
     @property
     def guides(self) -> bool:

@@ -12,7 +12,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from panflow import AdaLNBlock, AdaLNOutput, DataError, DataSpec, Rotary, TimeEmbedding, UnknownNameError
+from panflow import (
+    AdaLNBlock,
+    AdaLNOutput,
+    ContractError,
+    DataError,
+    DataSpec,
+    Rotary,
+    TimeEmbedding,
+    TokenAttention,
+    UnknownNameError,
+)
 
 POSITIONS = ("rotary", "learned")
 
@@ -37,17 +47,35 @@ class TokenTransformer(nn.Module):
         self.out = AdaLNOutput(dim, vocab_size)
         nn.init.normal_(self.tok.weight, std=0.02)
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
-        length = z.shape[1]
-        if length > self.max_len:
-            raise DataError(f"sequence length {length} exceeds the model's maximum {self.max_len}")
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: dict | None = None,
+                attention: TokenAttention | None = None) -> torch.Tensor:
+        """``attention`` (block diffusion, :mod:`panflow.blocks`): positions, attention pattern and
+        key/value cache of the call; without it the model is bidirectional (or causal)."""
+        if attention is None:
+            length = z.shape[1]
+            if length > self.max_len:
+                raise DataError(f"sequence length {length} exceeds the model's maximum {self.max_len}")
+            pos, allow = torch.arange(length, device=z.device), None
+        else:
+            if self.causal:
+                raise ContractError("a causal transformer cannot take a block-attention pattern; build it with causal=false")
+            if self.use_time:
+                raise ContractError("block diffusion gives each block its own time; use a time-free transformer "
+                                    "(model.options.time=false)")
+            pos, allow = attention.positions, attention.allow
+            if int(pos.max()) >= self.max_len:
+                raise DataError(f"position {int(pos.max())} exceeds the model's maximum {self.max_len}")
         h = self.tok(z)
         if self.pos is not None:
-            h = h + self.pos[:, :length]
-        rot = self.rotary(length) if self.rotary is not None else None
+            h = h + self.pos[0, pos]
+        rot = None
+        if self.rotary is not None:
+            cos, sin = self.rotary(int(pos.max()) + 1)
+            rot = (cos[pos], sin[pos])
         c = self.time(t if self.use_time else torch.zeros_like(t))
-        for blk in self.blocks:
-            h = blk(h, c, causal=self.causal, rotary=rot)
+        for i, blk in enumerate(self.blocks):
+            kv = None if attention is None else attention.layer(i)
+            h = blk(h, c, causal=self.causal, rotary=rot, attn_mask=allow, kv=kv)
         return self.out(h, c)
 
 

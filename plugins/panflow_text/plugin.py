@@ -43,6 +43,13 @@ def write_text(samples, out_dir, meta=None) -> list[Path]:
     return files
 
 
+def encode_prompt(text: str, meta: dict) -> list[int]:
+    """``panflow sample RUN --prefix TEXT``: the prefix in the run's own tokenizer."""
+    from .tokenizer import tokenizer_from_json
+
+    return tokenizer_from_json((meta or {}).get("tokenizer", {"type": "byte"})).encode(text)
+
+
 def _load_user(opts):
     if not opts.path:
         raise panflow.DataError("dataset 'corpus' needs --data PATH (a text file, a folder of text files, or JSONL)")
@@ -57,6 +64,8 @@ PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1,
               "data.options": {"seq_len": 32, "max_train_sequences": 256},
               "model.options": {"dim": 32, "depth": 1, "heads": 2}, "sample.solver": "ancestral", "sample.nfe": 4},
+    "quick": {**SMALL, "train.steps": 600, "train.warmup_steps": 50, "flow.block_size": 4,
+              "model.options": {"dim": 64, "depth": 2, "heads": 2}},
     "small": SMALL,
     "full": {**SMALL, "train.steps": 100_000, "train.batch_size": 256, "train.lr": 3e-4, "train.compile": True,
              "data.options": {"seq_len": 512, "tokenizer": "bpe", "vocab_size": 8192},
@@ -75,7 +84,7 @@ class TextPlugin:
             name="text", description="token sequences by masked (absorbing-state) diffusion",
             default_dataset="python", default_backbone="transformer", data_spec=_spec, objective="masked",
             make_encoder=_make_encoder, load_encoder=lambda cfg, t: TokenEncoder(), write_samples=write_text,
-            evaluate=lazy("panflow_text.evaluate:evaluate"), presets=PRESETS,
+            evaluate=lazy("panflow_text.evaluate:evaluate"), presets=PRESETS, encode_prompt=encode_prompt,
             metrics=("nelbo", "judge_ppl", "unigram_entropy", "jsd", "infill_acc")))
         registry.add_dataset(Dataset("python", "text", lazy("panflow_text.data:load_text"),
                                      "Python's standard-library source + pydoc topics (offline, fixed file list)"))
@@ -85,7 +94,8 @@ class TextPlugin:
         registry.add_metric(Metric("unigram", "text", lazy("panflow_text.metrics:unigram_metrics"),
                                    description="unigram entropy and 2-gram JSD"))
         registry.add_benchmark(Benchmark("text", "text", lazy("panflow_text.benchmark:run_benchmark"),
-                                         "masked diffusion vs autoregressive baseline", headline=("judge_ppl",)))
+                                         "masked and block diffusion vs autoregressive baseline", headline=("judge_ppl",),
+                                         presets=("smoke", "quick", "small", "full")))
 
 
 plugin = TextPlugin()

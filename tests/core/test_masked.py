@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from panflow import AutoregressiveObjective, MaskedObjective, MaskedPath, PanflowError, SampleOptions, Samples
-from panflow.masked import _categorical
+from panflow.unmask import categorical as _categorical
 
 
 class Uniform(torch.nn.Module):

@@ -131,6 +131,24 @@ def _load_cond(path: str, n: int | None) -> tuple[dict, object, object, int | No
     return cond, known, x_known, total
 
 
+def _prefix(run, text: str, n: int):
+    """``known``/``x_known`` holding the domain's encoding of ``text`` at the start of every sample."""
+    import torch
+
+    if run.domain.encode_prompt is None:
+        raise ConfigError(f"domain '{run.domain.name}' takes no --prefix (it has no encode_prompt)")
+    ids = list(run.domain.encode_prompt(text, run.contract.get("dataset", {})))
+    length = run.spec.shape[0]
+    if not 0 < len(ids) < length:
+        raise ConfigError(f"--prefix gives {len(ids)} tokens; it must give 1 to {length - 1} (the sequence length "
+                          f"is {length})")
+    known = torch.zeros(n, *run.spec.shape, dtype=torch.bool)
+    known[:, :len(ids)] = True
+    x_known = torch.zeros(n, *run.spec.shape, dtype=torch.long)
+    x_known[:, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return known, x_known
+
+
 def _sample(args) -> int:
     import torch
 
@@ -151,7 +169,8 @@ def _sample(args) -> int:
         raise ConfigError(f"--label {args.label} is out of range: the model has classes 0..{k - 1}"
                           if k else f"--label needs a class-conditional model; run {args.run_dir} has no label")
     opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale,
-                       inpaint=args.inpaint, resample=args.resample)
+                       inpaint=args.inpaint, resample=args.resample, temperature=args.temperature,
+                       top_p=args.top_p, remask=args.remask, order_noise=args.order_noise)
     if args.nfe is not None and opts.solver == "dopri5":
         raise PanflowError("dopri5 is adaptive and chooses its own NFE; drop --nfe (the NFE it used is reported)")
     if args.noise_scale is not None and opts.solver != "sde":
@@ -165,6 +184,10 @@ def _sample(args) -> int:
     if args.cond:
         cond, known, x_known, n = _load_cond(args.cond, args.n)
     n = n or run.cfg.sample.n
+    if args.prefix is not None:
+        if known is not None:
+            raise ConfigError("give either --prefix or 'known' in --cond, not both")
+        known, x_known = _prefix(run, args.prefix, n)
     if args.label is not None:
         cond["label"] = torch.full((n,), args.label, dtype=torch.long)
     elif k and "label" not in cond:
@@ -301,7 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--n", type=int, help="number of samples (default: the run's sample.n, or the --cond rows)")
     s.add_argument("--nfe", type=int)
-    s.add_argument("--solver", help="flow: euler | midpoint | heun | rk4 | dopri5 | sde; masked: ancestral | confidence")
+    s.add_argument("--solver", help="flow: euler | midpoint | heun | rk4 | dopri5 | sde; "
+                   "masked: ancestral | confidence | remdm")
+    s.add_argument("--prefix", help="text (or the domain's prompt) every sample starts with (masked domains)")
+    s.add_argument("--temperature", type=float, help="masked: temperature of the unmasking distribution")
+    s.add_argument("--top-p", type=float, dest="top_p", help="masked: nucleus mass of the unmasking distribution")
+    s.add_argument("--remask", type=float, help="masked, remdm: remasking strength eta in [0, 1]")
+    s.add_argument("--order-noise", type=float, dest="order_noise",
+                   help="masked, confidence: Gumbel noise on the unmasking order")
     s.add_argument("--guidance", type=float)
     s.add_argument("--noise-scale", type=float, dest="noise_scale")
     s.add_argument("--label", type=int, help="class label for every sample (class-conditional models)")

@@ -1,0 +1,106 @@
+"""Unmasking samplers (panflow.unmask): distribution shaping, the ReMDM marginal, confidence order
+noise, honest NFE and registration by name."""
+
+import pytest
+import torch
+
+from panflow import MaskedObjective, SampleOptions, UnknownNameError, UnmaskSampler, register_unmask_sampler
+from panflow.unmask import UNMASK_SAMPLERS, ReMDM, Step, shape_probs
+
+
+def test_shape_probs_temperature_and_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    torch.testing.assert_close(shape_probs(logits), torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64))
+    torch.testing.assert_close(shape_probs(logits, temperature=0.5), (logits.double() / 0.5).softmax(-1))
+    assert shape_probs(logits, temperature=0.0).tolist() == [[1.0, 0.0, 0.0, 0.0]]
+    # nucleus 0.8: the smallest set with mass >= 0.8 is {0.5, 0.3}; 0.85 needs the third token
+    torch.testing.assert_close(shape_probs(logits, top_p=0.8), torch.tensor([[0.625, 0.375, 0.0, 0.0]], dtype=torch.float64))
+    assert (shape_probs(logits, top_p=0.85) > 0).sum() == 3
+
+
+def test_remdm_step_keeps_the_marginal_keep_rate():
+    """From keep-rate κ_s = 0.5 to κ_t = 0.6 with η = 0.3: revealed tokens are remasked with σ = 0.3 and
+    masked ones revealed with (κ_t − (1 − σ) κ_s)/(1 − κ_s), so the visible fraction becomes κ_t."""
+    n, mask = 200_000, 4
+    g = torch.Generator().manual_seed(0)
+    z = torch.where(torch.rand(1, n, generator=g) < 0.5, torch.zeros(1, n, dtype=torch.long), torch.full((1, n), mask))
+    probs = torch.full((1, n, 4), 0.25, dtype=torch.float64)
+    s = Step(z, torch.ones_like(z, dtype=torch.bool), probs, 0.5, 0.6, 1, 4, mask, SampleOptions("remdm", remask=0.3), g)
+    out = ReMDM().step(s)
+    visible = float((out != mask).double().mean())
+    assert abs(visible - 0.6) < 4 * (0.24 / n) ** 0.5 * 3
+    assert float(((z != mask) & (out == mask)).double().sum() / (z != mask).double().sum()) == pytest.approx(0.3, abs=0.01)
+
+
+class _Fixed(torch.nn.Module):
+    """A time-free 'model' whose logits do not depend on the input: position l prefers token l % V."""
+
+    def __init__(self, v, length, sharp):
+        super().__init__()
+        lg = torch.zeros(length, v)
+        lg[torch.arange(length), torch.arange(length) % v] = sharp
+        self.register_buffer("lg", lg)
+
+    def forward(self, z, t, cond=None, attention=None):
+        return self.lg[: z.shape[1]].expand(z.shape[0], -1, -1) if attention is None else \
+            self.lg[attention.positions].expand(z.shape[0], -1, -1)
+
+
+def test_confidence_order_noise_randomises_the_order():
+    """Greedy confidence reveals the sharpest position first every time; with order noise the first
+    position varies between samples."""
+    v, length = 5, 8
+    m = _Fixed(v, length, torch.linspace(0.0, 14.0, length))
+    obj = MaskedObjective(v)
+    g = torch.Generator().manual_seed(0)
+
+    def first_revealed(noise):
+        res = []
+        for _ in range(20):
+            z = torch.full((1, length), v)
+            probs = shape_probs(m(z, None))
+            out = UNMASK_SAMPLERS["confidence"].step(Step(z, torch.ones_like(z, dtype=torch.bool), probs, 0.0, 1 / length,
+                                                          0, length, v, SampleOptions("confidence", order_noise=noise), g))
+            res.append(int((out != v).nonzero()[0, 1]))
+        return set(res)
+
+    assert first_revealed(0.0) == {length - 1}
+    assert len(first_revealed(3.0)) > 2
+    x = obj.generate(m, (4, length), SampleOptions("confidence", nfe=length, order_noise=1.0), generator=g).x
+    assert bool((x < v).all())
+
+
+def test_nfe_counts_calls_made_and_samplers_register_by_name():
+    v, length = 5, 8
+    m = _Fixed(v, length, torch.full((length,), 2.0))
+    obj = MaskedObjective(v)
+    g = torch.Generator().manual_seed(0)
+    # 64 steps for 8 tokens: most steps reveal nothing and reuse the last call
+    assert obj.generate(m, (2, length), SampleOptions("ancestral", nfe=64), generator=g).nfe <= 2 * length
+    res = obj.generate(m, (2, length), SampleOptions("remdm", nfe=32, remask=0.5), generator=g)
+    assert 1 <= res.nfe <= 32 and bool((res.x < v).all())
+    with pytest.raises(UnknownNameError, match="ancestral"):
+        obj.generate(m, (2, length), SampleOptions("ancestrl", nfe=4))
+
+    class LeftToRight(UnmaskSampler):
+        name = "test-left-to-right"
+
+        def step(self, s):
+            masked = (s.z == s.mask_id) & s.free
+            first = masked & (masked.cumsum(1) == 1)
+            return torch.where(first, s.probs.argmax(-1), s.z)
+
+    register_unmask_sampler(LeftToRight())
+    try:
+        res = obj.generate(m, (1, length), SampleOptions("test-left-to-right", nfe=length), generator=g)
+        assert res.x.tolist() == [[i % v for i in range(length)]] and res.nfe == length
+    finally:
+        UNMASK_SAMPLERS.pop("test-left-to-right")
+
+
+def test_sampling_options_are_validated():
+    from panflow import PanflowError
+
+    for bad in ({"top_p": 0.0}, {"temperature": -1.0}, {"remask": 1.5}, {"order_noise": -0.1}):
+        with pytest.raises(PanflowError):
+            SampleOptions("ancestral", **bad)
