@@ -47,7 +47,8 @@ def load_demos(opts: DatasetOptions) -> DataBundle:
         task = None
         recipe = {"task": None}
     else:
-        recipe = {**POINTMASS_RECIPE, "episodes": int(o.get("episodes", POINTMASS_RECIPE["episodes"])), "steps": int(o.get("steps", 50)),
+        recipe = {**POINTMASS_RECIPE, "episodes": int(o.get("episodes", POINTMASS_RECIPE["episodes"])),
+                  "steps": int(o.get("steps", 50)),
                   "noise": float(o.get("noise", 0.15)), "seed": int(opts.seed)}
         eps = pointmass_episodes(recipe["episodes"], recipe["seed"], recipe["steps"], recipe["noise"])
         task = "pointmass"
