@@ -34,7 +34,7 @@ from panflow import (
 from .backbones import build_transformer
 from .evaluate import sample_stats
 from .metrics import autoregressive_fill_accuracy, diffusion_infill_accuracy, judge_perplexity
-from .sweep import ar_speed, kv_cache_speed, label_of, markdown, study
+from .sweep import PREVIEW_N, ar_speed, kv_cache_speed, label_of, markdown, study
 
 PRESETS = {  # blocks: the masked models trained (0 = MDLM, B = L); nfes: MDLM's ancestral step sweep
     "smoke": {"nfes": [2, 4], "n": 8, "span": 4, "nelbo_seqs": 32, "blocks": (4, 0)},
@@ -230,6 +230,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None,
     rows = []
     for bs in blocks:
         rows += study(pair.runs[bs], bs, judge, ref, n, seed, step_sweep=tuple(p["nfes"]) if bs == 0 else ())
+    kept = [r.pop("_samples") for r in rows]
     floor = card.row("floor").metrics
     h0 = floor["unigram_entropy"]
     ok = [r for r in rows if abs(r["unigram_entropy"] / h0 - 1) <= 0.02] or rows
@@ -242,6 +243,8 @@ def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None,
                          {"n": n, "nfe": best["nfe"], "solver": best["solver"], "seed": seed, "wall_s": best["wall_s"],
                           "what": f"{best['model']}, {best['setting']} (best judge ppl with unigram entropy within 2%); "
                                   "infill_acc: MDLM, both sides"}))
+    card.artifacts.update({"held_out.tokens": held[:PREVIEW_N], "baseline.tokens": ar_samples.x[:PREVIEW_N],
+                           "model.tokens": kept[rows.index(best)]})
     four = next((bs for bs in blocks if variant(bs)[0] == 4), None)  # the KV-cache speed is measured at B = 4
     speed = kv_cache_speed(pair.runs[four], min(n, 32), seed, repeats=1) if four is not None else None
     ar_sp = ar_speed(judge, v, n, spec.shape[0], seed)
@@ -265,6 +268,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None,
               "ratio_to_ar": nelbos[bs] / ar_nll, "train_s": pair.seconds[bs]} for bs in blocks]
     card.extra.update({"sweep": rows, "by_step": pair.curve, "by_step_per_block": {str(k): c for k, c in pair.curves.items()},
                        "blocks": table, "kv_cache": speed, "ar_sampling": ar_sp,
+                       "tokenizer": bundle.meta.get("tokenizer", {"type": "byte"}),
                        "nelbo_integrand": {"t": list(CURVE_TIMES),
                                            **{label_of(bs): [c * bpb for c in integrand[bs]] for bs in blocks}},
                        "training": {"seconds": {label_of(bs): pair.seconds[bs] for bs in blocks}, "ar_s": pair.ar_s,

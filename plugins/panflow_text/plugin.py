@@ -95,7 +95,8 @@ class TextPlugin:
                                    description="unigram entropy and 2-gram JSD"))
         registry.add_benchmark(Benchmark("text", "text", lazy("panflow_text.benchmark:run_benchmark"),
                                          "masked and block diffusion vs autoregressive baseline", headline=("judge_ppl",),
-                                         presets=("smoke", "quick", "small", "full")))
+                                         presets=("smoke", "quick", "small", "full"),
+                                         previews=lazy("panflow_text.previews:previews")))
 
 
 plugin = TextPlugin()

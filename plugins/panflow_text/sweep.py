@@ -33,6 +33,9 @@ def label_of(entry) -> str:
     return name + (f" ({est} estimator)" if est and est != "time" else "")
 
 
+PREVIEW_N = 6  # sequences per setting kept for report.html
+
+
 def study(run, block_size: int, judge, ref: torch.Tensor, n: int, seed: int, settings=SETTINGS,
           step_sweep: tuple[int, ...] = ()) -> list[dict]:
     """Sample ``n`` sequences from ``run`` under each setting (and ancestral at each step budget in
@@ -45,7 +48,8 @@ def study(run, block_size: int, judge, ref: torch.Tensor, n: int, seed: int, set
         gen, setup = run.generate(n, SampleOptions(solver, nfe=steps, **kw), seed=seed)
         rows.append({"model": label_of(block_size), "block_size": block_size, "setting": lab, "solver": solver,
                      "nfe_budget": steps, "nfe": setup["nfe"], "wall_s": setup["wall_s"], **kw,
-                     "judge_ppl": judge_perplexity(judge, gen.x, v), **sample_stats(gen.x, ref)})
+                     "judge_ppl": judge_perplexity(judge, gen.x, v), **sample_stats(gen.x, ref),
+                     "_samples": gen.x[:PREVIEW_N]})  # popped by the benchmark into ScoreCard.artifacts
     return rows
 
 

@@ -64,3 +64,12 @@ def test_robot_weather_protein_previews():
     chains = np.cumsum(rng.normal(size=(2, 12, 3)), 1)
     chains[1, 9:] = np.nan  # a shorter chain, padded
     _check(protein({}, {"model": chains, "real": chains, "lengths": np.array([12, 9])}), ["svg", "svg"])
+
+
+def test_text_excerpts_decode_with_the_recorded_tokenizer():
+    from panflow_text.previews import previews
+
+    s = {"held_out.tokens": np.array([list(b"def f(x):"), list(b"return 1;")]), "model.tokens": np.array([list(b"abc")])}
+    out = previews({"tokenizer": {"type": "byte"}}, s)
+    assert [p.medium for p in out] == ["text", "text"] and previews({}, {}) == []
+    assert b"[0] def f(x):" in out[0].data and b"[1] return 1;" in out[0].data and b"abc" in out[1].data
