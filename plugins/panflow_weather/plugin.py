@@ -31,7 +31,7 @@ def _consumes(cond, spec) -> bool:
     return lazy("panflow_weather.backbone:consumes")(cond, spec)
 
 
-SMALL = {"train.steps": 2400, "train.batch_size": 16, "train.lr": 1e-3, "train.warmup_steps": 100,
+SMALL = {"train.steps": 6000, "train.batch_size": 16, "train.lr": 1e-3, "train.warmup_steps": 100,
          "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.05, "train.ema_decay": 0.995, "train.grad_clip": 1.0,
          "train.log_every": 250, "data.val_fraction": 0.15, "data.options": {"recipe": "small"},
          "sample.solver": "euler", "sample.nfe": 24}
