@@ -227,10 +227,9 @@ def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None,
                                       "infill_acc": autoregressive_fill_accuracy(judge, v, held[:64], p["span"], seed)},
                          {"n": n, "nfe": ar_samples.nfe, "solver": "autoregressive", "seed": seed,
                           "wall_s": time.perf_counter() - t0, "what": "same transformer, causal, same Trainer/tokens/steps"}))
-    rows = []
+    rows, kept = [], []
     for bs in blocks:
-        rows += study(pair.runs[bs], bs, judge, ref, n, seed, step_sweep=tuple(p["nfes"]) if bs == 0 else ())
-    kept = [r.pop("_samples") for r in rows]
+        rows += study(pair.runs[bs], bs, judge, ref, n, seed, step_sweep=tuple(p["nfes"]) if bs == 0 else (), kept=kept)
     floor = card.row("floor").metrics
     h0 = floor["unigram_entropy"]
     ok = [r for r in rows if abs(r["unigram_entropy"] / h0 - 1) <= 0.02] or rows

@@ -37,9 +37,10 @@ PREVIEW_N = 6  # sequences per setting kept for report.html
 
 
 def study(run, block_size: int, judge, ref: torch.Tensor, n: int, seed: int, settings=SETTINGS,
-          step_sweep: tuple[int, ...] = ()) -> list[dict]:
+          step_sweep: tuple[int, ...] = (), kept: list | None = None) -> list[dict]:
     """Sample ``n`` sequences from ``run`` under each setting (and ancestral at each step budget in
-    ``step_sweep``); return one dict per row with the judge perplexity and sample statistics."""
+    ``step_sweep``); return one dict per row with the judge perplexity and sample statistics.
+    ``kept``, when given, receives each row's first ``PREVIEW_N`` sequences in row order."""
     length, v = run.spec.shape[0], run.spec.vocab_size
     rows = []
     todo = [(lab, solver, max(1, round(mult * length)), kw) for lab, solver, mult, kw in settings]
@@ -48,8 +49,9 @@ def study(run, block_size: int, judge, ref: torch.Tensor, n: int, seed: int, set
         gen, setup = run.generate(n, SampleOptions(solver, nfe=steps, **kw), seed=seed)
         rows.append({"model": label_of(block_size), "block_size": block_size, "setting": lab, "solver": solver,
                      "nfe_budget": steps, "nfe": setup["nfe"], "wall_s": setup["wall_s"], **kw,
-                     "judge_ppl": judge_perplexity(judge, gen.x, v), **sample_stats(gen.x, ref),
-                     "_samples": gen.x[:PREVIEW_N]})  # popped by the benchmark into ScoreCard.artifacts
+                     "judge_ppl": judge_perplexity(judge, gen.x, v), **sample_stats(gen.x, ref)})
+        if kept is not None:  # the first sequences of each row, for report.html previews
+            kept.append(gen.x[:PREVIEW_N])
     return rows
 
 
