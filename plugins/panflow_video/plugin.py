@@ -48,6 +48,8 @@ class VideoPlugin:
 
     @panflow.hookimpl
     def panflow_register(self, registry) -> None:
+        from . import known  # noqa: F401 - registers the "video-tasks" known sampler the domain names
+
         registry.add_domain(Domain(
             name="video", description="clips [T, C, H, W] denoised as one volume: generation, prediction, interpolation",
             default_dataset="moving-digits", default_backbone="st-unet", data_spec=data_spec,

@@ -291,3 +291,16 @@ def test_report_previews_are_film_strips_one_row_per_clip():
     assert [p.title.split(":")[0] for p in out] == ["real", "model"]
     img = np.asarray(Image.open(BytesIO(out[0].data)))
     assert img.shape[1] >= 480 and previews({}, {}) == []
+
+
+def test_fresh_process_trains_without_importing_the_benchmark(tmp_path):
+    """The domain names the 'video-tasks' known sampler; registering the plugin must register it,
+    not a later import of the benchmark (a bare `panflow train --domain video` failed before)."""
+    import subprocess
+    import sys
+
+    code = ("import panflow; from panflow.run import build_config, train\n"
+            "train(build_config('video', 'smoke', overrides={'train.progress': False}), r'%s')" % (tmp_path / "run"))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert any((tmp_path / "run" / "checkpoints").glob("step_*"))
