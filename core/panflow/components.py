@@ -415,6 +415,7 @@ class Benchmark:
     presets: tuple[str, ...] = ("smoke", "small", "full")
     plugin: str = ""
     headline: tuple[str, ...] = ()  # (metric, section): the number summary.md shows for this benchmark
+    headline_higher: bool = False   # True when a larger headline is better (success rates, validity)
     # previews(result: dict, samples: dict[str, ndarray]) -> list[panflow.Preview]: report.html's
     # previews in the domain's medium, from the result JSON and the card's saved artifacts
     previews: Callable[..., list[Any]] | None = None

@@ -90,7 +90,7 @@ class RobotPlugin:
         registry.add_metric(Metric("chunk_mse", "robot", _chunk_error, description="paired chunk MSE (raw units)"))
         registry.add_benchmark(Benchmark("robot", "robot", lazy("panflow_robot.benchmark:run_benchmark"),
                                          "closed-loop flow policy vs MSE baseline vs expert; NFE sweep; overlap jerk",
-                                         headline=("success",), presets=("smoke", "quick", "small", "full"),
+                                         headline=("success",), headline_higher=True, presets=("smoke", "quick", "small", "full"),
                                          previews=lazy("panflow_robot.previews:previews")))
         if _has("gymnasium") and _has("mujoco"):
             registry.add_dataset(Dataset("reacher", "robot", lazy("panflow_robot.reacher:load_reacher"),

@@ -254,6 +254,15 @@ def _bench_compare(args) -> int:
         print(path.read_text(), end="")
         print(f"summary -> {path}")
         return 0
+    if args.action == ["ablate"]:
+        from ..ablation import ablate
+
+        domains = [d.strip() for d in args.domains.split(",")] if args.domains else None
+        variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
+        path = ablate(domains, args.preset, args.out, args.seed, args.n, variants, log=lambda m: print(m, flush=True))
+        print(path.with_suffix(".md").read_text(), end="")
+        print(f"ablation -> {path} (.md, .png)")
+        return 0
     if args.action[0] == "report" and len(args.action) <= 2:
         from ..bench import write_report
 
@@ -261,7 +270,8 @@ def _bench_compare(args) -> int:
         return 0
     if args.action[0] != "compare" or len(args.action) != 3:
         raise ConfigError(f"unknown bench action {' '.join(args.action)!r}: use 'panflow bench [--domains ...]', "
-                          "'panflow bench compare OLD NEW', 'panflow bench summary [DIR]' or 'panflow bench report [DIR]'")
+                          "'panflow bench compare OLD NEW', 'panflow bench summary [DIR]', 'panflow bench report [DIR]' "
+                          "or 'panflow bench ablate'")
     cmp = compare(load_results(args.action[1]), load_results(args.action[2]), rel_tol=args.rel_tol,
                   time_tol=args.time_tol)
     md = cmp.to_markdown()
@@ -375,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="run the installed domains' benchmarks, or compare two result sets",
                        usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S] [--dry-run]\n"
                              "       panflow bench compare OLD NEW [--rel-tol R] [--time-tol R] [--fail-on-regression]"
-                             " [--report FILE]\n       panflow bench summary [DIR]\n       panflow bench report [DIR]")
+                             " [--report FILE]\n       panflow bench summary [DIR]\n       panflow bench report [DIR]\n"
+                             "       panflow bench ablate [--domains a,b] [--preset P] [--variants v,w] [--n N] [--out DIR]")
     s.add_argument("action", nargs="*", help=argparse.SUPPRESS)
     s.add_argument("--dry-run", action="store_true", dest="dry_run",
                    help="print the benchmarks and their estimated time (from recorded runs), run nothing")
@@ -386,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-on-regression", action="store_true", dest="fail_on_regression",
                    help="compare: exit 1 when a bar regressed")
     s.add_argument("--report", help="compare: also write FILE.md and FILE.json")
+    s.add_argument("--variants", help="ablate: comma-separated variants (default: all registered)")
+    s.add_argument("--n", type=int, default=256, help="ablate: items each evaluation scores")
     s.add_argument("--domains", help="comma-separated domains (default: all installed)")
     s.add_argument("--preset", default="quick", choices=list(PRESET_NAMES),
                    help="quick (default: minutes per domain), smoke (plumbing only), small, full")

@@ -1,0 +1,60 @@
+"""``panflow bench ablate``: one change at a time, scored on the benchmark's headline."""
+
+import json
+
+import pytest
+
+import panflow
+from panflow.ablation import VARIANTS, ablate, continuous_domains, headline_value
+from panflow.ablation_report import verdict
+from panflow.scorecard import Row, ScoreCard
+
+
+def test_ablation_on_toy2d_smoke_writes_table_curve_and_plot(tmp_path):
+    path = ablate(["toy2d"], "smoke", tmp_path, n=64, variants=["target=data", "path=vp-cosine"], log=lambda m: None)
+    res = json.loads(path.read_text())
+    dom = res["domains"]["toy2d"]
+    names = [r["variant"] for r in dom["rows"]]
+    assert names == ["default", "target=data", "path=vp-cosine", "default · seed+1"]  # default always first
+    assert dom["rows"][0]["ratio"] == pytest.approx(1.0)
+    assert dom["rows"][1]["overrides"] == {"flow.prediction": "data"}
+    assert dom["seed_gap"] == pytest.approx(abs(dom["rows"][3]["value"] / dom["rows"][0]["value"] - 1))
+    curve = dom["nfe_curve"]
+    assert [(c["solver"], c["nfe"]) for c in curve] == [("euler", 2), ("euler", 4), ("euler", 8), ("euler", 16),
+                                                         ("heun", 4), ("heun", 8), ("heun", 16)]
+    assert len({round(c["value"], 9) for c in curve}) > 1  # the sweep really changes the sampler
+    md = (tmp_path / "ablation.md").read_text()
+    assert "| toy2d | w2 @ 8gaussians ↓ |" in md and "target=data" in md
+    assert not (tmp_path / "runs").exists()  # checkpoints are not results
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "ablation.png").stat().st_size > 1000
+
+
+def test_unknown_variant_and_discrete_domain_are_clear_errors(tmp_path):
+    with pytest.raises(panflow.UnknownNameError, match="target=data"):
+        ablate(["toy2d"], "smoke", tmp_path, variants=["target=dat"])
+    assert "text" not in continuous_domains(panflow.get_registry())
+    with pytest.raises(panflow.ConfigError, match="cannot be ablated"):
+        ablate(["text"], "smoke", tmp_path)
+    assert not (tmp_path / "ablation.json").exists()  # nothing ran, nothing written
+
+
+def test_headline_value_reads_the_section_row_and_names_what_is_missing():
+    card = ScoreCard("w", rows=[Row("model · 6h", {"crps": 2.0}), Row("model · 24h", {"crps": 3.0}),
+                                Row("model", {"fd": 1.5})])
+    assert headline_value(card, "crps", "24h") == 3.0
+    assert headline_value(card, "fd") == 1.5
+    with pytest.raises(panflow.ConfigError, match="no model row with 'kid'"):
+        headline_value(card, "kid")
+
+
+def test_verdict_reads_moves_against_the_seed_gap_and_direction():
+    assert verdict(0.9, 0.05, higher_is_better=False) == "better"
+    assert verdict(0.9, 0.05, higher_is_better=True) == "worse"
+    assert verdict(1.03, 0.05, higher_is_better=False) == "≈"
+    assert verdict(None, 0.05, False) == "" and verdict(1.2, None, False) == ""
+
+
+def test_every_registered_variant_changes_something_but_the_default():
+    assert VARIANTS["default"].overrides == {}
+    assert all(v.overrides and v.claim for k, v in VARIANTS.items() if k != "default")
