@@ -96,7 +96,8 @@ class ProteinPlugin:
                                    description="helix/strand/coil fraction errors (biotite P-SEA)"))
         registry.add_benchmark(Benchmark("protein", "protein", lazy("panflow_protein.benchmark:run_benchmark"),
                                          "backbones, motif scaffolds and an NMR ensemble vs random walk and real floors",
-                                         headline=("bond_valid",), headline_higher=True, presets=("smoke", "quick", "small", "full"),
+                                         headline=("bond_valid",), headline_higher=True,
+                                         presets=("smoke", "quick", "small", "full"),
                                          previews=lazy("panflow_protein.previews:previews")))
 
 
