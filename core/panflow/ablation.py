@@ -1,7 +1,7 @@
 """``panflow bench ablate``: the choices the flow/diffusion literature argues about, asked of every
 continuous domain at one budget.
 
-For each domain (one whose objective is ``flow`` and whose benchmark declares a headline) and each
+For each domain (one whose objective is built on the affine-path flow objective and whose benchmark declares a headline) and each
 registered :class:`Variant` — prediction target, probability path, training-time sampler — a model
 is trained at the domain's own preset (``quick`` by default) with only the variant's config keys
 changed, then scored by the domain's evaluator (``Domain.evaluate``, or the default one built from
@@ -73,9 +73,10 @@ for _v in (
 
 
 def continuous_domains(registry) -> list[str]:
-    """Installed domains whose objective is ``flow`` and whose benchmark names a headline."""
+    """Installed domains whose objective is built on the affine-path flow objective
+    (``Objective.affine_path``) and whose benchmark names a headline."""
     heads = {b.domain for b in registry.all("benchmark") if b.headline}
-    return sorted(d.name for d in registry.all("domain") if d.objective == "flow" and d.name in heads)
+    return sorted(d.name for d in registry.all("domain") if registry.objective(d.objective).affine_path and d.name in heads)
 
 
 def headline_value(card, metric: str, section: str = "") -> float:
@@ -162,7 +163,7 @@ def ablate(domains: list[str] | None, preset: str, out_dir: str | Path, seed: in
     for d in doms:
         reg.domain(d)  # an unknown name suggests the closest
         if d not in allowed:
-            raise ConfigError(f"domain '{d}' cannot be ablated: it needs the 'flow' objective and a benchmark "
+            raise ConfigError(f"domain '{d}' cannot be ablated: it needs an affine-path flow objective and a benchmark "
                               f"with a headline (ablatable: {', '.join(allowed)})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,8 @@ def register_core(registry: Registry) -> None:
     """Register the objectives the core ships (plugin name ``panflow``)."""
     reg = registry.scoped("panflow")
     reg.add_objective(Objective("flow", build_flow, FlowObjective.from_json,
-                                "conditional flow matching on affine paths (velocity / noise / data targets)"))
+                                "conditional flow matching on affine paths (velocity / noise / data targets)",
+                                affine_path=True))
     reg.add_objective(Objective("masked", build_masked, _masked_from_json,
                                 "absorbing-state masked diffusion for tokens (MDLM NELBO)"))
     from .regression import RegressionObjective, build_regression

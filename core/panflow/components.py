@@ -399,6 +399,9 @@ class Objective:
     description: str = ""
     plugin: str = ""
     model_spec: Callable[..., Any] | None = None
+    # True when built on the affine-path flow objective: it reads flow.schedule / prediction /
+    # time_sampler, so ``panflow bench ablate`` can vary them
+    affine_path: bool = False
 
 
 @dataclass

@@ -33,7 +33,8 @@ def test_ablation_on_toy2d_smoke_writes_table_curve_and_plot(tmp_path):
 def test_unknown_variant_and_discrete_domain_are_clear_errors(tmp_path):
     with pytest.raises(panflow.UnknownNameError, match="target=data"):
         ablate(["toy2d"], "smoke", tmp_path, variants=["target=dat"])
-    assert "text" not in continuous_domains(panflow.get_registry())
+    assert "text" not in continuous_domains(panflow.get_registry())  # masked objective: no affine path
+    assert "toy2d" in continuous_domains(panflow.get_registry())
     with pytest.raises(panflow.ConfigError, match="cannot be ablated"):
         ablate(["text"], "smoke", tmp_path)
     assert not (tmp_path / "ablation.json").exists()  # nothing ran, nothing written
