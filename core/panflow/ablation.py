@@ -7,7 +7,10 @@ is trained at the domain's own preset (``quick`` by default) with only the varia
 changed, then scored by the domain's evaluator (``Domain.evaluate``, or the default one built from
 its metrics) on the benchmark's headline metric. The default model is trained a second time with
 another seed, so each row states the seed-to-seed gap it should be read against, and is sampled
-again with each solver at several NFE (quality against NFE).
+again with each solver at several NFE (quality against NFE). Variants not run by default — the
+few-step trainings (OT coupling, shortcut) — get the same NFE sweep, with their training time beside
+the default's: ``--variants coupling=ot,objective=shortcut --sweep euler:1,2,4,64`` is the few-step
+report.
 
 A plugin adds a question with :func:`register_variant`. Results: ``ablation.json`` (versioned),
 ``ablation.md`` and, with matplotlib, ``ablation.png``; the JSON is rewritten after every domain so
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownNameError
 from .nametable import NameTable
 
 SCHEMA = 1
@@ -38,12 +41,14 @@ SWEEP: tuple[tuple[str, tuple[int, ...]], ...] = (("euler", (2, 4, 8, 16)), ("he
 @dataclass(frozen=True)
 class Variant:
     """One answer to one question: ``overrides`` are the config keys it changes from the domain's
-    preset; ``claim`` is the published claim it tests (with its source)."""
+    preset; ``claim`` is the published claim it tests (with its source). ``by_default`` variants run
+    when no ``--variants`` are named; the others (few-step training) only when asked for."""
 
     name: str
     question: str
     overrides: dict[str, Any] = field(default_factory=dict)
     claim: str = ""
+    by_default: bool = True
 
 
 VARIANTS = NameTable("ablation variant", {})
@@ -68,6 +73,10 @@ for _v in (
             "logit-normal(0, 1) beat uniform for rectified flow in SD3 (Esser et al. 2024)"),
     Variant("t=shifted", "training-time sampling", {"flow.time_sampler": "shifted"},
             "time shift 3 toward noise, for high resolutions (Esser et al. 2024)"),
+    Variant("coupling=ot", "few-step training", {"flow.coupling": "ot"},
+            "minibatch OT couplings straighten paths (Tong et al. 2024; Pooladian et al. 2023)", by_default=False),
+    Variant("objective=shortcut", "few-step training", {"flow.objective": "shortcut"},
+            "shortcut models sample in 1-2 steps at little extra cost (Frans et al. 2024)", by_default=False),
 ):
     register_variant(_v)
 
@@ -134,28 +143,52 @@ def ablate_domain(domain: str, preset: str, seed: int, n: int, variants: list[Va
     for r in rows:
         r["ratio"] = _ratio(r["value"], ref) if ref is not None else None
     gap = next((r["ratio"] for r in rows if r["question"] == "seed-to-seed gap"), None)
-    curve = []
-    if "default" in runs:
-        run = runs["default"]
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for v in variants:  # the default and the few-step variants: quality against NFE per solver
+        if v.name != "default" and v.by_default:
+            continue
+        run = runs[v.name]
         evaluate = run.domain.evaluate or default_evaluate
+        curves[v.name] = []
         for solver, nfes in sweep:
             for nfe in nfes:
                 value = _score(run, evaluate, n, seed, head, solver, nfe)
-                curve.append({"solver": solver, "nfe": nfe, "value": value, "ratio": _ratio(value, ref)})
-                log(f"[ablate] {domain}: default at {solver} NFE {nfe}: {value:.4g}")
+                curves[v.name].append({"solver": solver, "nfe": nfe, "value": value, "ratio": _ratio(value, ref)})
+                log(f"[ablate] {domain}: {v.name} at {solver} NFE {nfe}: {value:.4g}")
     tmp.cleanup()
     return {"headline": list(head), "higher_is_better": bench.headline_higher, "preset": preset,
-            "rows": rows, "seed_gap": None if gap is None else abs(gap - 1.0), "nfe_curve": curve}
+            "rows": rows, "seed_gap": None if gap is None else abs(gap - 1.0), "nfe_curves": curves}
+
+
+def parse_sweep(text: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``"euler:1,2,4,64;heun:8"`` -> ``(("euler", (1, 2, 4, 64)), ("heun", (8,)))`` (solvers checked)."""
+    from .solvers import SOLVERS
+
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        solver, _, nfes = part.partition(":")
+        if solver not in SOLVERS:
+            raise UnknownNameError("solver", solver, SOLVERS)
+        try:
+            budget = tuple(int(k) for k in nfes.split(",") if k.strip())
+        except ValueError:
+            budget = ()
+        if not budget or min(budget) < 1:
+            raise ConfigError(f"--sweep {part!r}: give SOLVER:NFE[,NFE...] with NFE >= 1, e.g. euler:1,2,4,64")
+        out.append((solver, budget))
+    if not out:
+        raise ConfigError(f"--sweep {text!r} names no solver; e.g. 'euler:1,2,4,64;heun:8,16'")
+    return tuple(out)
 
 
 def ablate(domains: list[str] | None, preset: str, out_dir: str | Path, seed: int = 0, n: int = 256,
-           variants: list[str] | None = None, log: Callable[[str], None] = print) -> Path:
+           variants: list[str] | None = None, log: Callable[[str], None] = print, sweep=SWEEP) -> Path:
     """Run the ablation over ``domains`` (default: every continuous one); returns ``ablation.json``."""
     from .plugins import get_registry
     from .scorecard import hardware
 
     reg = get_registry()
-    chosen = [VARIANTS.lookup(v) for v in (variants or list(VARIANTS))]
+    chosen = [VARIANTS.lookup(v) for v in variants] if variants else [v for v in VARIANTS.values() if v.by_default]
     if chosen[0].name != "default":
         chosen = [VARIANTS["default"], *[v for v in chosen if v.name != "default"]]
     allowed = continuous_domains(reg)
@@ -168,14 +201,16 @@ def ablate(domains: list[str] | None, preset: str, out_dir: str | Path, seed: in
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     command = (f"panflow bench ablate --domains {','.join(doms)} --preset {preset} --n {n} --seed {seed} --out {out}"
-               + (f" --variants {','.join(variants)}" if variants else ""))
+               + (f" --variants {','.join(variants)}" if variants else "")
+               + ("" if sweep == SWEEP else " --sweep '" + ";".join(f"{s}:{','.join(map(str, k))}" for s, k in sweep) + "'"))
     result: dict[str, Any] = {"schema": SCHEMA, "kind": "ablation", "preset": preset, "seed": seed, "n": n,
                               "variants": [dataclasses.asdict(v) for v in chosen], "command": command,
+                              "sweep": [[s, list(k)] for s, k in sweep],
                               "hardware": hardware(), "domains": {}}
     t0 = time.perf_counter()
     for d in doms:
         t1 = time.perf_counter()
-        result["domains"][d] = {**ablate_domain(d, preset, seed, n, chosen, log=log),
+        result["domains"][d] = {**ablate_domain(d, preset, seed, n, chosen, sweep, log=log),
                                 "wall_s": time.perf_counter() - t1}
         result["wall_s"] = time.perf_counter() - t0
         write_ablation(result, out)
@@ -191,4 +226,4 @@ def write_ablation(result: dict[str, Any], out: Path) -> None:
 
 
 __all__ = ["SWEEP", "VARIANTS", "Variant", "ablate", "ablate_domain", "continuous_domains", "headline_value",
-           "register_variant"]
+           "parse_sweep", "register_variant"]

@@ -14,6 +14,10 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}"
 
 
+def _ratio_of(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def verdict(ratio: float | None, gap: float | None, higher_is_better: bool) -> str:
     """``better`` / ``worse`` when the move exceeds the seed gap, ``≈`` within it."""
     if ratio is None or gap is None:
@@ -47,12 +51,15 @@ def ablation_markdown(result: dict[str, Any]) -> str:
                          f"{_fmt(x['ratio'])} {verdict(x['ratio'], r['seed_gap'], r['higher_is_better'])}".strip())
         default = rows.get("default", {}).get("value")
         lines.append(f"| {d} | {head} {arrow} | {_fmt(default)} | {_fmt(r['seed_gap'])} | " + " | ".join(cells) + " |")
-    lines += ["", "## Quality against NFE (default model; value / value at the preset's own sampler)", ""]
+    lines += ["", "## Quality against NFE (value, and value / default model at the preset's own sampler)", ""]
     for d, r in doms.items():
         rows = {x["variant"]: x for x in r["rows"]}
         own = rows.get("default", {})
-        pts = ", ".join(f"{c['solver']} {c['nfe']}: {_fmt(c['value'])} ({_fmt(c['ratio'])})" for c in r["nfe_curve"])
-        lines.append(f"- **{d}** (preset samples with {own.get('solver')} NFE {own.get('nfe')}): {pts}")
+        lines.append(f"- **{d}** (the preset samples with {own.get('solver')} NFE {own.get('nfe')}):")
+        for name, curve in r["nfe_curves"].items():
+            cost = _fmt(_ratio_of(rows.get(name, {}).get("train_s"), own.get("train_s")))
+            pts = ", ".join(f"{c['solver']} {c['nfe']}: {_fmt(c['value'])} ({_fmt(c['ratio'])})" for c in curve)
+            lines.append(f"  - `{name}` (training time {cost}× the default's): {pts}")
     lines += ["", "## Variants", ""]
     lines += [f"- `{v['name']}` ({v['question']}): `{v['overrides']}` — {v['claim']}" for v in result["variants"]]
     wall = sum(r.get("wall_s", 0.0) for r in doms.values())
@@ -63,7 +70,8 @@ def ablation_markdown(result: dict[str, Any]) -> str:
 
 
 def ablation_plot(result: dict[str, Any], path: Path) -> Path | None:
-    """Left: each variant's ratio to the default per domain; right: ratio against NFE per solver.
+    """Left: each variant's ratio to the default per domain; right: ratio against NFE per solver
+    (the default model, and dashed the few-step variants).
     Returns None (and writes nothing) without matplotlib."""
     try:
         import matplotlib
@@ -92,20 +100,19 @@ def ablation_plot(result: dict[str, Any], path: Path) -> Path | None:
     a.set_ylabel("headline / default")
     a.set_title("one change at a time (grey: seed-to-seed gap)")
     a.legend(fontsize=7, ncol=2)
-    styles = {}
     for d in doms:
-        for c in result["domains"][d]["nfe_curve"]:
-            styles.setdefault((d, c["solver"]), []).append((c["nfe"], c["ratio"]))
-    for (d, s), pts in styles.items():
-        pts = [p for p in pts if p[1] is not None]
-        if pts:
-            b.plot(*zip(*pts), marker="o", ls="-" if s == "euler" else "--", label=f"{d} {s}")
+        for name, curve in result["domains"][d]["nfe_curves"].items():
+            for solver in dict.fromkeys(c["solver"] for c in curve):
+                pts = [(c["nfe"], c["ratio"]) for c in curve if c["solver"] == solver and c["ratio"] is not None]
+                if pts:
+                    b.plot(*zip(*pts), marker="o", ls="-" if name == "default" else "--",
+                           label=f"{d} {solver}" + ("" if name == "default" else f" ({name})"))
     b.axhline(1.0, color="k", lw=0.8)
     b.set_xscale("log", base=2)
     b.set_yscale("log")
     b.set_xlabel("NFE")
     b.set_ylabel("headline / preset sampler")
-    b.set_title("default model: quality against NFE")
+    b.set_title("quality against NFE (solid: default model)")
     b.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

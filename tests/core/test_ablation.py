@@ -19,7 +19,8 @@ def test_ablation_on_toy2d_smoke_writes_table_curve_and_plot(tmp_path):
     assert dom["rows"][0]["ratio"] == pytest.approx(1.0)
     assert dom["rows"][1]["overrides"] == {"flow.prediction": "data"}
     assert dom["seed_gap"] == pytest.approx(abs(dom["rows"][3]["value"] / dom["rows"][0]["value"] - 1))
-    curve = dom["nfe_curve"]
+    assert list(dom["nfe_curves"]) == ["default"]  # the few-step variants were not asked for
+    curve = dom["nfe_curves"]["default"]
     assert [(c["solver"], c["nfe"]) for c in curve] == [("euler", 2), ("euler", 4), ("euler", 8), ("euler", 16),
                                                          ("heun", 4), ("heun", 8), ("heun", 16)]
     assert len({round(c["value"], 9) for c in curve}) > 1  # the sweep really changes the sampler
@@ -59,3 +60,25 @@ def test_verdict_reads_moves_against_the_seed_gap_and_direction():
 def test_every_registered_variant_changes_something_but_the_default():
     assert VARIANTS["default"].overrides == {}
     assert all(v.overrides and v.claim for k, v in VARIANTS.items() if k != "default")
+    assert not VARIANTS["coupling=ot"].by_default and not VARIANTS["objective=shortcut"].by_default
+
+
+def test_few_step_report_sweeps_the_few_step_variants_at_the_named_nfe(tmp_path):
+    from panflow.ablation import parse_sweep
+
+    sweep = parse_sweep("euler:1,2")
+    path = ablate(["toy2d"], "smoke", tmp_path, n=64, variants=["objective=shortcut"], log=lambda m: None, sweep=sweep)
+    dom = json.loads(path.read_text())["domains"]["toy2d"]
+    assert list(dom["nfe_curves"]) == ["default", "objective=shortcut"]
+    assert [(c["solver"], c["nfe"]) for c in dom["nfe_curves"]["objective=shortcut"]] == [("euler", 1), ("euler", 2)]
+    assert "training time" in (tmp_path / "ablation.md").read_text()
+    assert "--sweep 'euler:1,2'" in json.loads(path.read_text())["command"]
+
+
+@pytest.mark.parametrize("text, match", [("eulr:1,2", "euler"), ("euler:", "NFE >= 1"), ("euler:0", "NFE >= 1"),
+                                         ("euler:a", "NFE >= 1"), (";", "names no solver")])
+def test_bad_sweeps_are_clear_errors(text, match):
+    from panflow.ablation import parse_sweep
+
+    with pytest.raises(panflow.PanflowError, match=match):
+        parse_sweep(text)

@@ -255,11 +255,13 @@ def _bench_compare(args) -> int:
         print(f"summary -> {path}")
         return 0
     if args.action == ["ablate"]:
-        from ..ablation import ablate
+        from ..ablation import SWEEP, ablate, parse_sweep
 
         domains = [d.strip() for d in args.domains.split(",")] if args.domains else None
         variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-        path = ablate(domains, args.preset, args.out, args.seed, args.n, variants, log=lambda m: print(m, flush=True))
+        sweep = parse_sweep(args.sweep) if args.sweep else SWEEP
+        path = ablate(domains, args.preset, args.out, args.seed, args.n, variants, log=lambda m: print(m, flush=True),
+                      sweep=sweep)
         print(path.with_suffix(".md").read_text(), end="")
         print(f"ablation -> {path} (.md, .png)")
         return 0
@@ -386,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                        usage="panflow bench [--domains a,b] [--preset P] [--out DIR] [--seed S] [--dry-run]\n"
                              "       panflow bench compare OLD NEW [--rel-tol R] [--time-tol R] [--fail-on-regression]"
                              " [--report FILE]\n       panflow bench summary [DIR]\n       panflow bench report [DIR]\n"
-                             "       panflow bench ablate [--domains a,b] [--preset P] [--variants v,w] [--n N] [--out DIR]")
+                             "       panflow bench ablate [--domains a,b] [--preset P] [--variants v,w] [--sweep S]"
+                             " [--n N] [--out DIR]")
     s.add_argument("action", nargs="*", help=argparse.SUPPRESS)
     s.add_argument("--dry-run", action="store_true", dest="dry_run",
                    help="print the benchmarks and their estimated time (from recorded runs), run nothing")
@@ -399,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="compare: also write FILE.md and FILE.json")
     s.add_argument("--variants", help="ablate: comma-separated variants (default: all registered)")
     s.add_argument("--n", type=int, default=256, help="ablate: items each evaluation scores")
+    s.add_argument("--sweep", help="ablate: the default model's solvers and NFE, e.g. 'euler:1,2,4,64;heun:8,16'")
     s.add_argument("--domains", help="comma-separated domains (default: all installed)")
     s.add_argument("--preset", default="quick", choices=list(PRESET_NAMES),
                    help="quick (default: minutes per domain), smoke (plumbing only), small, full")
