@@ -89,7 +89,9 @@ def ablation_plot(result: dict[str, Any], path: Path) -> Path | None:
         for d in doms:
             x = next((r for r in result["domains"][d]["rows"] if r["variant"] == n), None)
             vals.append(float("nan") if x is None or x["ratio"] is None else x["ratio"])
-        a.bar([j + (i - len(names) / 2) * width for j in range(len(doms))], vals, width, label=n)
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(doms))]
+        line = a.plot(xs, vals, "o", label=n)[0]
+        a.vlines(xs, 1.0, vals, color=line.get_color(), lw=2)  # a stem from "no change" to the variant
     for j, d in enumerate(doms):
         g = result["domains"][d]["seed_gap"]
         if g is not None:
