@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, PanflowError, UnknownNameError
 from .nametable import NameTable
 
 SCHEMA = 1
@@ -131,21 +131,28 @@ def ablate_domain(domain: str, preset: str, seed: int, n: int, variants: list[Va
     for v in variants + [Variant("default · seed+1", "seed-to-seed gap", {})]:
         train_seed = seed + 1 if v.question == "seed-to-seed gap" else seed
         log(f"[ablate] {domain}: {v.name} ...")
-        run, train_s = fit(v.name, v.overrides, train_seed)
-        evaluate = run.domain.evaluate or default_evaluate
-        t0 = time.perf_counter()
-        value = _score(run, evaluate, n, train_seed, head)
-        rows.append({"variant": v.name, "question": v.question, "overrides": v.overrides, "value": value,
-                     "train_s": train_s, "eval_s": time.perf_counter() - t0,
+        row = {"variant": v.name, "question": v.question, "overrides": v.overrides}
+        try:
+            run, train_s = fit(v.name, v.overrides, train_seed)
+            evaluate = run.domain.evaluate or default_evaluate
+            t0 = time.perf_counter()
+            value = _score(run, evaluate, n, train_seed, head)
+        except PanflowError as exc:  # a variant that diverges is a result; the default failing is not
+            if v.name == "default":
+                raise
+            log(f"[ablate] {domain}: {v.name} failed: {exc}")
+            rows.append({**row, "value": None, "error": str(exc)})
+            continue
+        rows.append({**row, "value": value, "train_s": train_s, "eval_s": time.perf_counter() - t0,
                      "solver": run.cfg.sample.solver, "nfe": run.cfg.sample.nfe})
         runs[v.name] = run
     ref = rows[0]["value"] if rows[0]["variant"] == "default" else None
     for r in rows:
-        r["ratio"] = _ratio(r["value"], ref) if ref is not None else None
+        r["ratio"] = _ratio(r["value"], ref) if ref is not None and r["value"] is not None else None
     gap = next((r["ratio"] for r in rows if r["question"] == "seed-to-seed gap"), None)
     curves: dict[str, list[dict[str, Any]]] = {}
     for v in variants:  # the default and the few-step variants: quality against NFE per solver
-        if v.name != "default" and v.by_default:
+        if (v.name != "default" and v.by_default) or v.name not in runs:
             continue
         run = runs[v.name]
         evaluate = run.domain.evaluate or default_evaluate

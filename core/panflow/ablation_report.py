@@ -38,6 +38,7 @@ def ablation_markdown(result: dict[str, Any]) -> str:
              "significance test.", "",
              "| domain | headline | default | seed gap | " + " | ".join(n for n in names if n != "default") + " |",
              "|---|---|---|---|" + "---|" * (len(names) - 1)]
+    failures: list[str] = []
     for d, r in doms.items():
         rows = {x["variant"]: x for x in r["rows"]}
         head = r["headline"][0] + (" @ " + r["headline"][1] if len(r["headline"]) > 1 else "")
@@ -47,10 +48,15 @@ def ablation_markdown(result: dict[str, Any]) -> str:
             if n == "default":
                 continue
             x = rows.get(n)
+            if x is not None and x.get("error"):
+                cells.append("failed†")
+                failures.append(f"† {d}, `{n}`: {x['error']}")
+                continue
             cells.append("–" if x is None else
                          f"{_fmt(x['ratio'])} {verdict(x['ratio'], r['seed_gap'], r['higher_is_better'])}".strip())
         default = rows.get("default", {}).get("value")
         lines.append(f"| {d} | {head} {arrow} | {_fmt(default)} | {_fmt(r['seed_gap'])} | " + " | ".join(cells) + " |")
+    lines += ["", *failures] if failures else []
     lines += ["", "## Quality against NFE (value, and value / default model at the preset's own sampler)", ""]
     for d, r in doms.items():
         rows = {x["variant"]: x for x in r["rows"]}

@@ -123,7 +123,7 @@ class FlowObjective:
         dev = x.device
         shape = (n, *self.time_shape) if self.per_element_time else n
         t = self.time_sampler.sample(shape, generator, dev).to(x.dtype)
-        if self.prediction != "velocity":  # other targets are singular at the end points
+        if self.prediction != "velocity" or not self.path.schedule.finite_velocity:  # singular at the ends
             t = t.clamp(self.t_eps, 1 - self.t_eps)
         x0 = torch.randn((n, *x.shape[1:]), generator=generator, device=dev, dtype=x.dtype)
         drop = torch.rand((n, max(1, len(self.conditions))), generator=generator, device=dev)

@@ -31,9 +31,13 @@ def expand_t(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class Schedule:
-    """α_t and σ_t on t ∈ [0, 1]; derivatives by forward-mode AD unless overridden."""
+    """α_t and σ_t on t ∈ [0, 1]; derivatives by forward-mode AD unless overridden.
+
+    ``finite_velocity`` is False for a schedule whose velocity target α'x1 + σ'x0 diverges at an end
+    point (VP: σ' ~ 1/σ as σ → 0 at the data end); training then keeps t inside [ε, 1 − ε]."""
 
     name = "schedule"
+    finite_velocity = True
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -100,6 +104,7 @@ class VPSchedule(Schedule):
     """
 
     name = "vp"
+    finite_velocity = False  # σ_t = sqrt(1 − ᾱ) has σ' → −∞ at t = 1
 
     def __init__(self, beta: str = "linear", beta_min: float = 0.1, beta_max: float = 20.0,
                  cosine_s: float = 0.008, start: float = -3.0, end: float = 3.0, tau: float = 1.0):

@@ -82,3 +82,15 @@ def test_bad_sweeps_are_clear_errors(text, match):
 
     with pytest.raises(panflow.PanflowError, match=match):
         parse_sweep(text)
+
+
+def test_a_failing_variant_is_reported_and_the_rest_still_run(tmp_path, monkeypatch):
+    from panflow.ablation import Variant
+
+    monkeypatch.setitem(VARIANTS, "boom", Variant("boom", "test", {"train.max_bad_steps": -1}, "fails"))
+    path = ablate(["toy2d"], "smoke", tmp_path, n=64, variants=["boom", "t=shifted"], log=lambda m: None,
+                  sweep=(("euler", (2,)),))
+    rows = {r["variant"]: r for r in json.loads(path.read_text())["domains"]["toy2d"]["rows"]}
+    assert rows["boom"]["value"] is None and "max_bad_steps" in rows["boom"]["error"]
+    assert rows["t=shifted"]["value"] is not None
+    assert "failed†" in (tmp_path / "ablation.md").read_text()

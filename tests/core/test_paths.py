@@ -68,3 +68,22 @@ def test_unknown_names_suggest():
         make_schedule("cosin")
     with pytest.raises(UnknownNameError, match="prediction target"):
         AffinePath().target("score", torch.zeros(1), torch.zeros(1), torch.zeros(1))
+
+
+@pytest.mark.parametrize("schedule", ["vp-linear", "vp-cosine", "vp-sigmoid"])
+def test_vp_velocity_target_is_singular_at_the_data_end_and_training_keeps_clear_of_it(schedule):
+    """σ_t = sqrt(1 − ᾱ_t) → 0 with σ' → −∞ at t = 1: a uniform-t velocity loss met t ≈ 1 and went
+    NaN (found by `panflow bench ablate` on toy2d). The objective clamps t to [ε, 1 − ε] there."""
+    from panflow.objective import FlowObjective
+
+    path = AffinePath(schedule)
+    x0, x1 = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    _, u_end = path.sample(x0, x1, torch.ones(4, dtype=torch.float64))
+    assert not torch.isfinite(u_end).all()
+    assert not path.schedule.finite_velocity and make_schedule("linear").finite_velocity
+    obj = FlowObjective(path, "velocity", "uniform", t_eps=1e-4)
+    t = obj.draw(100_000, x1, torch.Generator().manual_seed(0))["t"]
+    assert float(t.max()) <= 1 - 1e-4 and float(t.min()) >= 1e-4
+    _, u = path.sample(torch.randn(100_000, 2, dtype=torch.float64), torch.randn(100_000, 2, dtype=torch.float64),
+                       t.double())
+    assert torch.isfinite(u).all()
