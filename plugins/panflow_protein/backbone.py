@@ -1,7 +1,7 @@
 """A transformer over residues for Cα traces (backbone ``ca-transformer``).
 
-``model(x_t [B, L, 3], t [B, L] or [B], cond) -> velocity [B, L, 3]`` (nm). Per-residue tokens are
-built from
+``model(x_t [B, L, 3], t [B, L] or [B], cond) -> velocity [B, L, 3]`` (nm; or ``[B, L, 5]`` internal
+coordinates, see :class:`CaTransformer`). Per-residue Cartesian tokens are built from
 - the residue's coordinates, its offset vectors and distances to the sequence neighbours
   ``i ± 1..4`` (local geometry: helices and strands are fixed patterns of these);
 - a pairwise-distance profile: soft counts of all other residues within radial shells (burial /
@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from panflow import AdaLNBlock, AdaLNOutput, DataSpec, Rotary, TimeEmbedding
+
+from .internal import CHANNELS
 
 OFFSETS = (1, 2, 3, 4)
 
@@ -62,12 +64,27 @@ def shell_counts(x: torch.Tensor, mask: torch.Tensor, centres: torch.Tensor, wid
     return (w * pair[..., None]).sum(2) / 10.0
 
 
+def neighbour_channels(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, L, C · 2 · len(OFFSETS)]``: the channels of residues ``i ± k`` (0 past the chain ends)."""
+    feats = []
+    for k in OFFSETS:
+        for sign in (1, -1):
+            idx = torch.arange(x.shape[1], device=x.device) + sign * k
+            valid = torch.roll(mask, -sign * k, dims=1) & (idx >= 0)[None] & (idx < x.shape[1])[None] & mask
+            feats.append(torch.roll(x, -sign * k, dims=1) * valid[..., None])
+    return torch.cat(feats, -1)
+
+
 class CaTransformer(nn.Module):
+    """``channels`` 3: Cartesian coordinates (nm) with geometric features (offsets, distances, shells);
+    other ``channels`` (internal coordinates, :mod:`panflow_protein.internal`): each residue's channels
+    beside those of its sequence neighbours ``i ± 1..4``, no distances (the channels are not positions)."""
+
     def __init__(self, length: int, dim: int = 128, depth: int = 4, heads: int = 4, shells: int = 16,
-                 max_radius: float = 2.0, seq_dim: int = 0, mlp_ratio: float = 4.0):
+                 max_radius: float = 2.0, seq_dim: int = 0, mlp_ratio: float = 4.0, channels: int = 3):
         super().__init__()
-        self.length = length
-        in_dim = 3 + 4 * len(OFFSETS) * 2 + shells
+        self.length, self.channels, self.geometric = length, channels, channels == 3
+        in_dim = (3 + 4 * len(OFFSETS) * 2 + shells) if self.geometric else channels * (1 + 2 * len(OFFSETS))
         self.register_buffer("centres", torch.linspace(0.0, max_radius, shells), persistent=False)
         self.width = max_radius / shells * 1.5
         self.inp = nn.Sequential(nn.Linear(in_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
@@ -80,7 +97,7 @@ class CaTransformer(nn.Module):
         self.seq_null = nn.Parameter(torch.zeros(dim)) if seq_dim else None
         self.rotary = Rotary(dim // heads)
         self.blocks = nn.ModuleList(AdaLNBlock(dim, heads, mlp_ratio) for _ in range(depth))
-        self.out = AdaLNOutput(dim, 3)
+        self.out = AdaLNOutput(dim, channels)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         cond = cond if isinstance(cond, dict) else {}
@@ -88,8 +105,11 @@ class CaTransformer(nn.Module):
         mask = residue_mask(cond, b, length, x.device)
         mf = mask.to(x.dtype)
         t = t.reshape(b, 1).expand(b, length) if t.dim() == 1 else t.reshape(b, length)
-        feats = torch.cat([x * mf[..., None], local_features(x, mask),
-                           shell_counts(x, mask, self.centres.to(x.dtype), self.width)], -1)
+        if self.geometric:
+            feats = torch.cat([x * mf[..., None], local_features(x, mask),
+                               shell_counts(x, mask, self.centres.to(x.dtype), self.width)], -1)
+        else:
+            feats = torch.cat([x * mf[..., None], neighbour_channels(x, mask)], -1)
         idx = torch.arange(length, device=x.device)
         n = mf.sum(1)
         from_end = (n.long()[:, None] - 1 - idx[None]).clamp(0, length - 1)
@@ -110,7 +130,8 @@ class CaTransformer(nn.Module):
 
 
 def fits(spec: DataSpec) -> bool:
-    return spec.kind == "continuous" and len(spec.shape) == 2 and spec.shape[1] == 3
+    """Residue tokens ``[L, 3]`` (Cartesian) or ``[L, 5]`` (internal coordinates)."""
+    return spec.kind == "continuous" and len(spec.shape) == 2 and spec.shape[1] in (3, CHANNELS)
 
 
 def consumes(cond, spec: DataSpec) -> bool:
@@ -121,4 +142,5 @@ def consumes(cond, spec: DataSpec) -> bool:
 def build(spec: DataSpec, dim: int = 128, depth: int = 4, heads: int = 4, shells: int = 16,
           max_radius: float = 2.0, mlp_ratio: float = 4.0) -> CaTransformer:
     seq = next((c for c in spec.conditions if c.name == "seq"), None)
-    return CaTransformer(spec.shape[0], dim, depth, heads, shells, max_radius, seq.shape[1] if seq else 0, mlp_ratio)
+    return CaTransformer(spec.shape[0], dim, depth, heads, shells, max_radius, seq.shape[1] if seq else 0, mlp_ratio,
+                         channels=spec.shape[1])
