@@ -16,7 +16,7 @@ from panflow import Row, Run, ScoreCard
 from . import metrics as M
 from .baseline import random_walks
 from .io import sample_lengths
-from .tasks import backbones, scaffold
+from .tasks import backbones, holds_positions, scaffold
 
 
 def _structs(samples) -> list[np.ndarray]:
@@ -45,8 +45,34 @@ def motif_tasks(val_structs, n_tasks: int, seg: int, seed: int):
     return tasks
 
 
+def motif_row(run: Run, val: list[np.ndarray], motifs: int, motif_seg: int, seed: int) -> Row:
+    """``model · motif``: scaffolds around two held-out segments of ``motif_seg`` residues (Cartesian
+    runs only: the given residues are held at their positions)."""
+    rmsd, valid, junction, clash = [], [], [], []
+    t0 = time.perf_counter()
+    for k, (motif, pos, length) in enumerate(motif_tasks(val, motifs, motif_seg, seed)):
+        out, setup_m = scaffold(run, motif, pos, length, 4, run.options(), seed=seed + k)
+        for s in out:
+            rmsd.append(M.motif_rmsd(s[pos], motif))
+            d = M.bond_lengths(s)
+            ok = np.abs(d - M.BOND) <= M.BOND_TOL
+            valid.append(ok.mean())
+            edges = [p for p in (pos[0] - 1, pos[motif_seg - 1], pos[motif_seg] - 1, pos[-1]) if 0 <= p < len(d)]
+            junction.append(ok[edges].mean())
+            clash.append(M.clash_rates([s])["clash_rate"])
+    return Row("model · motif", {"motif_rmsd": float(np.max(rmsd)), "bond_valid": float(np.mean(valid)),
+                                 "junction_bond_valid": float(np.mean(junction)), "clash_rate": float(np.mean(clash))},
+               {**setup_m, "n": len(rmsd), "tasks": motifs, "motif": f"2 x {motif_seg} residues",
+                "wall_s": time.perf_counter() - t0})
+
+
 def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=None, motifs: int = 4,
-                       motif_seg: int = 8, tm: bool = True) -> ScoreCard:
+                       motif_seg: int = 8, tm: bool = True, motif_run: Run | None = None) -> ScoreCard:
+    """Backbone rows from ``run``; the motif row from ``motif_run`` (default ``run``; it must be a
+    Cartesian run), or none when ``motifs`` is 0 or ``run`` is internal-coordinate and no
+    ``motif_run`` is given."""
+    if motif_run is None and not holds_positions(run):
+        motifs = 0
     bundle = bundle or run.load_data()
     val = _structs(bundle.val)
     train = _structs(bundle.train)
@@ -66,23 +92,7 @@ def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=Non
     gen, setup = backbones(run, lengths, run.options(), seed=seed)
     card.rows.append(Row("model", structure_row(gen, train, data_sse, seed, tm), setup))
     if motifs:
-        rmsd, valid, junction, clash = [], [], [], []
-        t0 = time.perf_counter()
-        for k, (motif, pos, length) in enumerate(motif_tasks(val, motifs, motif_seg, seed)):
-            out, setup_m = scaffold(run, motif, pos, length, 4, run.options(), seed=seed + k)
-            for s in out:
-                rmsd.append(M.motif_rmsd(s[pos], motif))
-                d = M.bond_lengths(s)
-                ok = np.abs(d - M.BOND) <= M.BOND_TOL
-                valid.append(ok.mean())
-                edges = [p for p in (pos[0] - 1, pos[motif_seg - 1], pos[motif_seg] - 1, pos[-1]) if 0 <= p < len(d)]
-                junction.append(ok[edges].mean())
-                clash.append(M.clash_rates([s])["clash_rate"])
-        card.rows.append(Row("model · motif", {"motif_rmsd": float(np.max(rmsd)), "bond_valid": float(np.mean(valid)),
-                                               "junction_bond_valid": float(np.mean(junction)),
-                                               "clash_rate": float(np.mean(clash))},
-                             {**setup_m, "n": len(rmsd), "tasks": motifs, "motif": f"2 x {motif_seg} residues",
-                              "wall_s": time.perf_counter() - t0}))
+        card.rows.append(motif_row(motif_run or run, val, motifs, motif_seg, seed))
     card.extra["data_sse"] = data_sse
     card.extra["tm_index_fallbacks"] = M.TM_FALLBACKS[0]  # pairs scored residue-by-index (no structural anchor)
     card.notes.append("Floor = held-out real chains of other proteins; baseline = ideal random walk at the same "

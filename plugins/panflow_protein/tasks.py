@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from panflow import DataError, Run, SampleOptions
+from panflow import ConfigError, DataError, Run, SampleOptions
 
 from .data import one_hot
 
@@ -39,6 +39,12 @@ def backbones(run: Run, lengths, opts: SampleOptions | None = None, seed: int = 
     return [x[i, :n] for i, n in enumerate(lengths)], setup
 
 
+def holds_positions(run: Run) -> bool:
+    """Whether the run's model sees coordinates (Cartesian), so given residues keep their positions.
+    An internal-coordinate run would hold angles, which place a motif only up to the chain before it."""
+    return run.contract.get("encoder", {}).get("type", "angstrom_to_nm") == "angstrom_to_nm"
+
+
 def scaffold(run: Run, motif: np.ndarray, positions, length: int, n: int, opts: SampleOptions | None = None,
              seed: int = 0) -> tuple[list[np.ndarray], dict]:
     """``n`` chains of ``length`` residues holding ``motif [K, 3]`` (Å) at residue indices ``positions``.
@@ -46,6 +52,9 @@ def scaffold(run: Run, motif: np.ndarray, positions, length: int, n: int, opts: 
     The motif is moved to its centroid first (the model was trained on centred chains; a rigid motion
     of the motif does not change the task); the returned chains are in that frame.
     """
+    if not holds_positions(run):
+        raise ConfigError("motif scaffolding needs a Cartesian run (encoder.options.coords = 'cartesian'): "
+                          "an internal-coordinate model cannot hold residues at given positions")
     positions = np.asarray(positions, dtype=int)
     motif = np.asarray(motif, dtype=np.float64)
     if len(positions) != len(motif) or positions.min() < 0 or positions.max() >= length:

@@ -320,3 +320,34 @@ def test_internal_encoder_trains_and_samples_and_bad_options_are_named(tmp_path)
     assert run.spec.shape[1] == 5 and run.contract["encoder"]["type"] == "internal"
     gen, _ = run.generate(2, run.options(nfe=2), cond={"residues": torch.ones(2, run.spec.shape[0])})
     assert gen.x.shape == (2, run.spec.shape[0], 3) and torch.isfinite(gen.x).all()
+
+
+def test_benchmark_smoke_internal_backbones_cartesian_motifs(tmp_path):
+    import json
+
+    from panflow.bench import run_benchmarks
+
+    paths = run_benchmarks(["protein"], "smoke", tmp_path, log=lambda m: None)
+    result = json.loads(paths["protein"].read_text())
+    roles = [r["role"] for r in result["rows"]]
+    assert {"floor", "baseline", "model", "model · motif", "model · ensemble"} <= set(roles)
+    training = result["training"]
+    assert training["backbones"]["coords"] == "internal" and training["ensemble"]["coords"] == "internal"
+    assert training["motif"]["coords"] == "cartesian"
+    motif = next(r for r in result["rows"] if r["role"] == "model · motif")["metrics"]
+    assert motif["motif_rmsd"] < 1e-3  # held at their positions by the Cartesian model
+    from panflow import get_registry
+
+    bench = next(b for b in get_registry().all("benchmark") if b.name == "protein")
+    assert bench.headline == ("sse_max_abs_err",) and not bench.headline_higher  # bond validity: the walk's by construction
+    assert all("sse_max_abs_err" in r["metrics"] for r in result["rows"] if r["role"] in ("floor", "baseline", "model"))
+
+
+def test_internal_run_refuses_motif_scaffolding(tmp_path):
+    from panflow import ConfigError
+
+    cfg = build_config("protein", "smoke", overrides={"train.progress": False, "encoder.options": {"coords": "internal"},
+                                                       "flow.objective": "flow", "flow.known": "none"})
+    run = load_run(train(cfg, tmp_path / "run"))
+    with pytest.raises(ConfigError, match="Cartesian run"):
+        scaffold(run, ideal_helix(8), np.arange(10, 18), 40, 1, run.options(nfe=2))
