@@ -137,11 +137,12 @@ def ablate_domain(domain: str, preset: str, seed: int, n: int, variants: list[Va
             evaluate = run.domain.evaluate or default_evaluate
             t0 = time.perf_counter()
             value = _score(run, evaluate, n, train_seed, head)
-        except PanflowError as exc:  # a variant that diverges is a result; the default failing is not
+        except Exception as exc:  # a variant that diverges (or breaks its evaluator) is a result; the default failing is not
             if v.name == "default":
                 raise
-            log(f"[ablate] {domain}: {v.name} failed: {exc}")
-            rows.append({**row, "value": None, "error": str(exc)})
+            msg = str(exc) if isinstance(exc, PanflowError) else f"{type(exc).__name__}: {exc}"
+            log(f"[ablate] {domain}: {v.name} failed: {msg}")
+            rows.append({**row, "value": None, "error": msg})
             continue
         rows.append({**row, "value": value, "train_s": train_s, "eval_s": time.perf_counter() - t0,
                      "solver": run.cfg.sample.solver, "nfe": run.cfg.sample.nfe})
@@ -214,14 +215,33 @@ def ablate(domains: list[str] | None, preset: str, out_dir: str | Path, seed: in
                               "variants": [dataclasses.asdict(v) for v in chosen], "command": command,
                               "sweep": [[s, list(k)] for s, k in sweep],
                               "hardware": hardware(), "domains": {}}
+    earlier = _earlier(out / "ablation.json", result)
     t0 = time.perf_counter()
     for d in doms:
+        if d in earlier:  # an interrupted ablation resumes: a finished domain is kept, not retrained
+            log(f"[ablate] {d}: kept from the earlier run in {out / 'ablation.json'}")
+            result["domains"][d] = earlier[d]
+            continue
         t1 = time.perf_counter()
         result["domains"][d] = {**ablate_domain(d, preset, seed, n, chosen, sweep, log=log),
                                 "wall_s": time.perf_counter() - t1}
         result["wall_s"] = time.perf_counter() - t0
         write_ablation(result, out)
     return out / "ablation.json"
+
+
+def _earlier(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """The finished domains of an earlier ablation in ``path`` with the same preset, seed, N,
+    variants and sweep (anything else is not comparable and is overwritten)."""
+    if not path.exists():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    same = all(old.get(k) == result[k] for k in ("schema", "preset", "seed", "n", "sweep")) and \
+        [v["name"] for v in old.get("variants", [])] == [v["name"] for v in result["variants"]]
+    return dict(old.get("domains", {})) if same else {}
 
 
 def write_ablation(result: dict[str, Any], out: Path) -> None:

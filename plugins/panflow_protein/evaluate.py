@@ -95,6 +95,7 @@ def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=Non
         card.rows.append(motif_row(motif_run or run, val, motifs, motif_seg, seed))
     card.extra["data_sse"] = data_sse
     card.extra["tm_index_fallbacks"] = M.TM_FALLBACKS[0]  # pairs scored residue-by-index (no structural anchor)
+    card.extra["sse_skipped_chains"] = M.SSE_SKIPPED[0]  # wider than an extended chain: coil without P-SEA
     card.notes.append("Floor = held-out real chains of other proteins; baseline = ideal random walk at the same "
                       "lengths; the model samples at the held-out lengths. SSE: biotite P-SEA on Cα; TM-scores: "
                       "biotite superimpose_structural_homologs (protein blocks) + tm_score, normalised by the shorter chain.")

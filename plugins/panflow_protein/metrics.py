@@ -78,8 +78,16 @@ def fit_rg_power_law(structs: list[np.ndarray]) -> tuple[float, float]:
     return float(np.exp(loga)), float(b)
 
 
+SSE_SKIPPED = [0]  # chains too wide to be a chain (or non-finite), called coil without P-SEA
+
+
 def sse_fractions(structs: list[np.ndarray]) -> dict[str, float]:
-    """Helix / strand / coil fractions over all residues (biotite P-SEA on Cα only)."""
+    """Helix / strand / coil fractions over all residues (biotite P-SEA on Cα only).
+
+    A "chain" wider than a fully extended one (1.5 × 3.8 Å per residue) or with non-finite
+    coordinates — what a diverged model emits — has no secondary structure: it is called coil
+    without P-SEA, whose cell list over its bounding box would need terabytes (counted in
+    ``SSE_SKIPPED``)."""
     import biotite.structure as struc
 
     from .structure_io import ca_atoms
@@ -87,6 +95,12 @@ def sse_fractions(structs: list[np.ndarray]) -> dict[str, float]:
     counts = {"a": 0, "b": 0, "c": 0}
     total = 0
     for c in structs:
+        c = np.asarray(c, dtype=np.float64)
+        if not np.isfinite(c).all() or np.ptp(c, axis=0).max(initial=0.0) > 1.5 * BOND * len(c):
+            SSE_SKIPPED[0] += 1
+            counts["c"] += len(c)
+            total += len(c)
+            continue
         sse = struc.annotate_sse(ca_atoms(c))
         for k in counts:
             counts[k] += int((sse == k).sum())

@@ -94,3 +94,14 @@ def test_a_failing_variant_is_reported_and_the_rest_still_run(tmp_path, monkeypa
     assert rows["boom"]["value"] is None and "max_bad_steps" in rows["boom"]["error"]
     assert rows["t=shifted"]["value"] is not None
     assert "failed†" in (tmp_path / "ablation.md").read_text()
+
+
+def test_an_interrupted_ablation_keeps_finished_domains(tmp_path):
+    kw = dict(n=64, variants=["t=shifted"], log=lambda m: None, sweep=(("euler", (2,)),))
+    first = json.loads(ablate(["toy2d"], "smoke", tmp_path, **kw).read_text())
+    logs = []
+    again = json.loads(ablate(["toy2d"], "smoke", tmp_path, **{**kw, "log": logs.append}).read_text())
+    assert any("kept from the earlier run" in m for m in logs)
+    assert again["domains"]["toy2d"] == first["domains"]["toy2d"]
+    other = json.loads(ablate(["toy2d"], "smoke", tmp_path, **{**kw, "n": 32}).read_text())  # not comparable: rerun
+    assert other["n"] == 32 and other["domains"]["toy2d"]["rows"][0]["value"] != first["domains"]["toy2d"]["rows"][0]["value"]

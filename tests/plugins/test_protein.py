@@ -351,3 +351,14 @@ def test_internal_run_refuses_motif_scaffolding(tmp_path):
     run = load_run(train(cfg, tmp_path / "run"))
     with pytest.raises(ConfigError, match="Cartesian run"):
         scaffold(run, ideal_helix(8), np.arange(10, 18), 40, 1, run.options(nfe=2))
+
+
+def test_sse_of_a_diverged_chain_is_coil_without_running_out_of_memory():
+    h = ideal_helix(30)
+    wild = h * 1e7  # what a diverged model emitted in the ablation: P-SEA asked for 161 TiB
+    broken = h.copy()
+    broken[4] = np.nan
+    before = M.SSE_SKIPPED[0]
+    sse = M.sse_fractions([wild, broken])
+    assert sse == {"helix": 0.0, "strand": 0.0, "coil": 1.0} and M.SSE_SKIPPED[0] == before + 2
+    assert M.sse_fractions([h])["helix"] >= 0.85  # a real chain still goes through P-SEA
