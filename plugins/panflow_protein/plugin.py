@@ -75,6 +75,11 @@ class ProteinPlugin:
                 registry.objective("flow").build(spec, cfg, dom), AUX_WEIGHT),
             lambda d, spec=None: lazy("panflow_protein.objective:RotatingFlow").resolve().from_json(d, spec),
             "flow matching with a uniformly random rotation of each training structure", affine_path=True))
+        registry.add_objective(Objective(
+            "angleflow", lambda spec, cfg, dom: lazy("panflow_protein.angle_objective:AngleFlow")(
+                registry.objective("flow").build(spec, cfg, dom), **cfg.flow.objective_options),
+            lambda d, spec=None: lazy("panflow_protein.angle_objective:AngleFlow").resolve().from_json(d, spec),
+            "flow matching in internal coordinates + a distance loss on the NeRF-rebuilt trace", affine_path=True))
         registry.add_domain(Domain(
             name="protein", description="protein Cα backbones, ensembles and motif scaffolds (PDB / mmCIF / BinaryCIF)",
             default_dataset="pdb", default_backbone="ca-transformer", data_spec=_spec,

@@ -362,3 +362,36 @@ def test_sse_of_a_diverged_chain_is_coil_without_running_out_of_memory():
     sse = M.sse_fractions([wild, broken])
     assert sse == {"helix": 0.0, "strand": 0.0, "coil": 1.0} and M.SSE_SKIPPED[0] == before + 2
     assert M.sse_fractions([h])["helix"] >= 0.85  # a real chain still goes through P-SEA
+
+
+def test_angle_flow_adds_a_distance_loss_on_the_rebuilt_trace():
+    from panflow import FlowObjective, Samples
+    from panflow_protein.angle_objective import AngleFlow
+    from panflow_protein.internal import encode_internal
+
+    z = encode_internal(torch.tensor(ideal_helix(24))[None].repeat(4, 1, 1).float())
+    inner = FlowObjective("linear", "velocity", "uniform")
+    g = torch.Generator().manual_seed(0)
+    rand = inner.draw(4, z, g)
+    rand["t"] = torch.tensor([0.9, 0.95, 0.2, 0.99])  # three samples near the data end get the distance loss
+
+    class Const(torch.nn.Module):
+        def __init__(self, v):
+            super().__init__()
+            self.v = torch.nn.Parameter(v)
+
+        def forward(self, x, t, cond):
+            return self.v.expand_as(x)
+
+    exact = Const((z[0] - rand["x0"][0]).clone())  # the true velocity of sample 0's path (all samples share z)
+    batch = Samples(z)
+    plain = AngleFlow(inner, aux_weight=0.0).loss(exact, batch, dict(rand))
+    assert float(plain) == pytest.approx(float(inner.loss(exact, batch, dict(rand))), rel=1e-6)
+    wrong = Const(torch.zeros_like(z[0]))
+    with_aux = AngleFlow(inner, aux_weight=1.0).loss(wrong, batch, dict(rand))
+    without = AngleFlow(inner, aux_weight=0.0).loss(wrong, batch, dict(rand))
+    assert float(with_aux) > float(without) > 0
+    with_aux.backward()
+    assert torch.isfinite(wrong.v.grad).all() and wrong.v.grad.abs().sum() > 0
+    back = AngleFlow.from_json(AngleFlow(inner, 2.0, 0.7).to_json())
+    assert (back.aux_weight, back.aux_t, back.kind) == (2.0, 0.7, "angleflow")
