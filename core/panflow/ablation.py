@@ -4,7 +4,8 @@ continuous domain at one budget.
 For each domain (one whose objective is built on the affine-path flow objective and whose benchmark declares a headline) and each
 registered :class:`Variant` — prediction target, probability path, training-time sampler — a model
 is trained at the domain's own preset (``quick`` by default) with only the variant's config keys
-changed, then scored by the domain's evaluator (``Domain.evaluate``, or the default one built from
+changed (on top of ``Benchmark.model_overrides``, the benchmark's own model when it is not the
+domain's default), then scored by the domain's evaluator (``Domain.evaluate``, or the default one built from
 its metrics) on the benchmark's headline metric. The default model is trained a second time with
 another seed, so each row states the seed-to-seed gap it should be read against, and is sampled
 again with each solver at several NFE (quality against NFE). Variants not run by default — the
@@ -120,7 +121,8 @@ def ablate_domain(domain: str, preset: str, seed: int, n: int, variants: list[Va
     head = tuple(bench.headline)
 
     def fit(name: str, overrides: dict[str, Any], train_seed: int):
-        cfg = build_config(domain, preset, overrides={**overrides, "train.seed": train_seed, "train.progress": False})
+        cfg = build_config(domain, preset, overrides={**bench.model_overrides, **overrides, "train.seed": train_seed,
+                                                      "train.progress": False})
         t0 = time.perf_counter()
         run_dir = train(cfg, Path(tmp.name) / re.sub(r"[^A-Za-z0-9_.-]+", "-", name))
         run = load_run(run_dir)
@@ -165,6 +167,7 @@ def ablate_domain(domain: str, preset: str, seed: int, n: int, variants: list[Va
                 log(f"[ablate] {domain}: {v.name} at {solver} NFE {nfe}: {value:.4g}")
     tmp.cleanup()
     return {"headline": list(head), "higher_is_better": bench.headline_higher, "preset": preset,
+            "model_overrides": dict(bench.model_overrides),
             "rows": rows, "seed_gap": None if gap is None else abs(gap - 1.0), "nfe_curves": curves}
 
 

@@ -419,6 +419,9 @@ class Benchmark:
     plugin: str = ""
     headline: tuple[str, ...] = ()  # (metric, section): the number summary.md shows for this benchmark
     headline_higher: bool = False   # True when a larger headline is better (success rates, validity)
+    # config overrides (on the domain's preset) of the model the headline scores, when the benchmark's
+    # model is not the domain's default one; ``panflow bench ablate`` varies from there
+    model_overrides: dict[str, Any] = field(default_factory=dict)
     # previews(result: dict, samples: dict[str, ndarray]) -> list[panflow.Preview]: report.html's
     # previews in the domain's medium, from the result JSON and the card's saved artifacts
     previews: Callable[..., list[Any]] | None = None

@@ -151,7 +151,11 @@ class FlowObjective:
         out = model(x_t, t, self.train_cond(batch.cond, rand["drop"]))
         weight = batch.mask
         if known is not None:
-            free = (~expand_known(known, x1)).to(x1.dtype)
+            given = expand_known(known, x1)
+            # known elements sit at t = 1, where a VP path's velocity is infinite: their weight is 0,
+            # but inf · 0 is NaN (in the loss and in its gradient), so their target is zeroed first
+            target = torch.where(given, torch.zeros_like(target), target)
+            free = (~given).to(x1.dtype)
             weight = free if weight is None else free * _expand_mask(weight, x1)
         return masked_mean((out.float() - target.float()) ** 2, weight)
 

@@ -73,20 +73,28 @@ class RotatingFlow:
         t = inner.model_time(rand["t"], known, n)
         x_t, u = inner.path.sample(rand["x0"], x1, t)
         target = u if inner.prediction == "velocity" else inner.path.target(inner.prediction, rand["x0"], x1, t)
+        if known is not None:  # given residues sit at t = 1 (infinite VP velocity); weight 0, target zeroed
+            target = torch.where(known[..., None], torch.zeros_like(target), target)
         out = model(x_t, t, inner.train_cond(batch.cond, rand["drop"]))
         mask = torch.ones(x1.shape[:2], device=x1.device, dtype=x1.dtype) if batch.mask is None else batch.mask.to(x1.dtype)
         free = mask if known is None else mask * (~known).to(x1.dtype)
         loss = masked_mean((out.float() - target.float()) ** 2, free)
-        tc = t.clamp(inner.t_eps, 1 - inner.t_eps)
-        x1_hat = inner.path.convert(out.float(), inner.prediction, "data", x_t.float(), tc)
-        gate = (rand["t"].reshape(n, -1)[:, 0] > self.aux_t).to(x1.dtype)
+        # only samples near the data get the distance loss, and only they are converted: far from it a
+        # path's data estimate can be inf (VP schedules at the noise end), and inf · 0 weight is NaN
+        gate = rand["t"].reshape(n, -1)[:, 0] > self.aux_t
+        if not bool(gate.any()):
+            return loss + 0.0 * out.sum()
+        tc = t.clamp(inner.t_eps, 1 - inner.t_eps)[gate]
+        x1_hat = inner.path.convert(out.float()[gate], inner.prediction, "data", x_t.float()[gate], tc)
+        x1g, mg = x1[gate], mask[gate]
+        kg = None if known is None else known[gate]
         aux = []
         for k in LOCAL:
             d_hat = (x1_hat[:, k:] - x1_hat[:, :-k]).norm(dim=-1)
-            d = (x1[:, k:] - x1[:, :-k]).norm(dim=-1)
-            w = mask[:, k:] * mask[:, :-k] * gate[:, None]
-            if known is not None:  # pairs with both ends given teach nothing
-                w = w * (1 - (known[:, k:] & known[:, :-k]).to(x1.dtype))
+            d = (x1g[:, k:] - x1g[:, :-k]).norm(dim=-1)
+            w = mg[:, k:] * mg[:, :-k]
+            if kg is not None:  # pairs with both ends given teach nothing
+                w = w * (1 - (kg[:, k:] & kg[:, :-k]).to(x1.dtype))
             aux.append(masked_mean((d_hat - d.float()) ** 2, w))
         return loss + self.aux_weight * torch.stack(aux).mean()
 

@@ -103,7 +103,7 @@ class ProteinPlugin:
                                    description="helix/strand/coil fraction errors (biotite P-SEA)"))
         registry.add_benchmark(Benchmark("protein", "protein", lazy("panflow_protein.benchmark:run_benchmark"),
                                          "backbones, motif scaffolds and an NMR ensemble vs random walk and real floors",
-                                         headline=("sse_max_abs_err",),
+                                         headline=("sse_max_abs_err",), model_overrides=INTERNAL,
                                          presets=("smoke", "quick", "small", "full"),
                                          previews=lazy("panflow_protein.previews:previews")))
 

@@ -105,3 +105,16 @@ def test_an_interrupted_ablation_keeps_finished_domains(tmp_path):
     assert again["domains"]["toy2d"] == first["domains"]["toy2d"]
     other = json.loads(ablate(["toy2d"], "smoke", tmp_path, **{**kw, "n": 32}).read_text())  # not comparable: rerun
     assert other["n"] == 32 and other["domains"]["toy2d"]["rows"][0]["value"] != first["domains"]["toy2d"]["rows"][0]["value"]
+
+
+def test_ablation_varies_the_benchmarks_own_model():
+    """Protein's benchmark scores an internal-coordinate model, not the domain's Cartesian default."""
+    import tempfile
+
+    pytest.importorskip("biotite")
+    with tempfile.TemporaryDirectory() as d:
+        res = json.loads(ablate(["protein"], "smoke", d, n=4, variants=["t=shifted"], log=lambda m: None,
+                                sweep=(("euler", (2,)),)).read_text())
+    dom = res["domains"]["protein"]
+    assert dom["model_overrides"]["encoder.options"] == {"coords": "internal"}
+    assert all(r.get("error") is None for r in dom["rows"])

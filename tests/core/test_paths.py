@@ -87,3 +87,18 @@ def test_vp_velocity_target_is_singular_at_the_data_end_and_training_keeps_clear
     _, u = path.sample(torch.randn(100_000, 2, dtype=torch.float64), torch.randn(100_000, 2, dtype=torch.float64),
                        t.double())
     assert torch.isfinite(u).all()
+
+
+def test_known_elements_at_t1_do_not_turn_a_vp_loss_nan():
+    from panflow import Samples
+    from panflow.objective import FlowObjective
+
+    obj = FlowObjective("vp-linear", "velocity", "uniform", time_shape=(6,))
+    x = torch.randn(4, 6, 2)
+    known = torch.zeros(4, 6, dtype=torch.bool)
+    known[:, :2] = True
+    model = torch.nn.Linear(2, 2)
+    loss = obj.loss(lambda z, t, c: model(z), Samples(x, known=known), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(model.weight.grad).all()

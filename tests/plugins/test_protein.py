@@ -395,3 +395,23 @@ def test_angle_flow_adds_a_distance_loss_on_the_rebuilt_trace():
     assert torch.isfinite(wrong.v.grad).all() and wrong.v.grad.abs().sum() > 0
     back = AngleFlow.from_json(AngleFlow(inner, 2.0, 0.7).to_json())
     assert (back.aux_weight, back.aux_t, back.kind) == (2.0, 0.7, "angleflow")
+
+
+@pytest.mark.parametrize("schedule", ["vp-linear", "vp-sigmoid"])
+def test_rotating_flow_aux_loss_is_finite_on_vp_paths(schedule):
+    """The ablation's VP runs died with NaN at step 0: motif residues sit at t = 1, where the VP
+    velocity target is infinite, and their zero weight made inf · 0 = NaN."""
+    from panflow import FlowObjective, Samples
+    from panflow_protein.objective import RotatingFlow
+
+    x = torch.tensor(ideal_helix(16))[None].repeat(8, 1, 1).float() / 10
+    obj = RotatingFlow(FlowObjective(schedule, "velocity", "uniform", time_shape=(16,)), aux_weight=10.0)
+    rand = obj.draw(8, x, torch.Generator().manual_seed(0))
+    rand["t"] = torch.tensor([1e-4, 2e-4, 0.3, 0.6, 0.9, 0.99, 1 - 1e-4, 1e-4])  # the range draw() keeps VP in
+    known = torch.zeros(8, 16, dtype=torch.bool)
+    known[:, 4:8] = True  # motif residues: presented clean at t = 1
+    model = torch.nn.Linear(3, 3)
+    loss = obj.loss(lambda z, t, c: model(z), Samples(x, known=known), rand)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(model.weight.grad).all()
