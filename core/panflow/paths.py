@@ -46,9 +46,11 @@ class Schedule:
         raise NotImplementedError
 
     def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.contiguous()  # an expanded t (one time per element, broadcast) cannot carry a tangent
         return torch.func.jvp(self.alpha, (t,), (torch.ones_like(t),))[1]
 
     def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.contiguous()
         return torch.func.jvp(self.sigma, (t,), (torch.ones_like(t),))[1]
 
     def to_json(self) -> dict[str, Any]:

@@ -102,3 +102,15 @@ def test_known_elements_at_t1_do_not_turn_a_vp_loss_nan():
     assert torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(model.weight.grad).all()
+
+
+@pytest.mark.parametrize("schedule", ["vp-linear", "vp-cosine", "vp-sigmoid"])
+def test_vp_derivatives_accept_an_expanded_time(schedule):
+    """Per-element time broadcast with ``expand`` (protein residues) broke forward-mode AD
+    ('more than one element of the written-to tensor refers to a single memory location')."""
+    path = AffinePath(schedule)
+    t = torch.rand(3, 1, 1).expand(3, 5, 2)
+    x0, x1 = torch.randn(3, 5, 2), torch.randn(3, 5, 2)
+    _, u = path.sample(x0, x1, t)
+    _, u_ref = path.sample(x0, x1, t.contiguous())
+    assert torch.equal(u, u_ref)
