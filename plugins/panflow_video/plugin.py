@@ -28,7 +28,7 @@ SMALL = {"train.steps": 1000, "train.batch_size": 16, "train.lr": 2e-3, "train.w
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1, "data.val_fraction": 0.25,
               "data.options": {"recipe": "smoke"}, "sample.nfe": 2, "sample.solver": "euler", "train.device": "cpu"},
-    "quick": {**SMALL, "train.steps": 200, "train.ema_decay": 0.98, "data.options": {"recipe": "quick"},
+    "quick": {**SMALL, "train.steps": 300, "train.ema_decay": 0.99, "data.options": {"recipe": "quick"},
               "sample.solver": "euler", "sample.nfe": 8},
     "small": SMALL,
     "full": {**SMALL, "train.steps": 100_000, "train.batch_size": 64, "train.lr": 3e-4, "train.ema_decay": 0.9999,
