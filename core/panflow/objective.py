@@ -136,6 +136,13 @@ class FlowObjective:
     def loss(self, model: torch.nn.Module, batch: Samples, rand: dict | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean squared error of the prediction target over real, unknown elements."""
+        return self.loss_terms(model, batch, rand, generator)["loss"]
+
+    def loss_terms(self, model: torch.nn.Module, batch: Samples, rand: dict | None = None,
+                   generator: torch.Generator | None = None) -> dict:
+        """The loss with what an auxiliary term needs: ``{"loss", "out", "x_t", "t", "known"}``
+        (``out`` the model's prediction at ``x_t``, ``t`` the model's time, ``known`` the given
+        elements or None) — plugins add their terms to it instead of re-deriving the flow loss."""
         x1 = batch.x
         n = x1.shape[0]
         rand = rand if rand is not None else self.draw(n, x1, generator)
@@ -157,7 +164,8 @@ class FlowObjective:
             target = torch.where(given, torch.zeros_like(target), target)
             free = (~given).to(x1.dtype)
             weight = free if weight is None else free * _expand_mask(weight, x1)
-        return masked_mean((out.float() - target.float()) ** 2, weight)
+        loss = masked_mean((out.float() - target.float()) ** 2, weight)
+        return {"loss": loss, "out": out, "x_t": x_t, "t": t, "known": known}
 
     # -- sampling ----------------------------------------------------------------------
     def model_velocity(self, model: torch.nn.Module):

@@ -38,12 +38,9 @@ class AngleFlow:
         inner, z1 = self.inner, batch.x
         n, length = z1.shape[:2]
         rand = rand if rand is not None else inner.draw(n, z1, generator)
-        t = inner.model_time(rand["t"], None, n)
-        z_t, u = inner.path.sample(rand["x0"], z1, t)
-        target = u if inner.prediction == "velocity" else inner.path.target(inner.prediction, rand["x0"], z1, t)
-        out = model(z_t, t, inner.train_cond(batch.cond, rand["drop"]))
+        terms = inner.loss_terms(model, batch, rand)
+        loss, out, z_t, t = (terms[k] for k in ("loss", "out", "x_t", "t"))
         mask = torch.ones(n, length, device=z1.device, dtype=z1.dtype) if batch.mask is None else batch.mask.to(z1.dtype)
-        loss = masked_mean((out.float() - target.float()) ** 2, mask)
         if self.aux_weight <= 0:
             return loss
         gate = rand["t"].reshape(n, -1)[:, 0] > self.aux_t

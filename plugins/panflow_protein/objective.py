@@ -67,18 +67,9 @@ class RotatingFlow:
     def _loss_with_aux(self, model, batch: Samples, rand: dict) -> torch.Tensor:
         inner, x1 = self.inner, batch.x
         n = x1.shape[0]
-        known = rand.get("known")
-        if batch.known is not None:
-            known = batch.known.bool() if known is None else (known | batch.known.bool())
-        t = inner.model_time(rand["t"], known, n)
-        x_t, u = inner.path.sample(rand["x0"], x1, t)
-        target = u if inner.prediction == "velocity" else inner.path.target(inner.prediction, rand["x0"], x1, t)
-        if known is not None:  # given residues sit at t = 1 (infinite VP velocity); weight 0, target zeroed
-            target = torch.where(known[..., None], torch.zeros_like(target), target)
-        out = model(x_t, t, inner.train_cond(batch.cond, rand["drop"]))
+        terms = inner.loss_terms(model, batch, rand)
+        loss, out, x_t, t, known = (terms[k] for k in ("loss", "out", "x_t", "t", "known"))
         mask = torch.ones(x1.shape[:2], device=x1.device, dtype=x1.dtype) if batch.mask is None else batch.mask.to(x1.dtype)
-        free = mask if known is None else mask * (~known).to(x1.dtype)
-        loss = masked_mean((out.float() - target.float()) ** 2, free)
         # only samples near the data get the distance loss, and only they are converted: far from it a
         # path's data estimate can be inf (VP schedules at the noise end), and inf · 0 weight is NaN
         gate = rand["t"].reshape(n, -1)[:, 0] > self.aux_t
