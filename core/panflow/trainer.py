@@ -187,6 +187,9 @@ class Trainer:
         idx = torch.randint(0, n, (self.cfg.batch_size,), generator=g, device=self.device)
         glob = self.data.index(idx)
         rand = self.objective.draw(self.cfg.batch_size, glob.x, g)
+        if self.cfg.accumulation == 1 and not self.dist.enabled:  # the whole batch: no slicing
+            yield glob, rand
+            return
         start = self.dist.rank * self.micro * self.cfg.accumulation
         for a in range(self.cfg.accumulation):
             sl = slice(start + a * self.micro, start + (a + 1) * self.micro)
@@ -209,12 +212,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=self.device)
+        total = None
         for batch, rand in self._batch(step):
             with self.autocast():
-                loss = self.objective.loss(self.forward, batch, rand) / self.cfg.accumulation
+                loss = self.objective.loss(self.forward, batch, rand)
+                if self.cfg.accumulation > 1:
+                    loss = loss / self.cfg.accumulation
             loss.backward()
-            total += loss.detach()
+            total = loss.detach() if total is None else total + loss.detach()
         total = D.all_reduce_mean(total, self.dist)
         value = float(total)
         if not math.isfinite(value):
