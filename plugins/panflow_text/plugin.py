@@ -94,7 +94,8 @@ class TextPlugin:
         registry.add_metric(Metric("unigram", "text", lazy("panflow_text.metrics:unigram_metrics"),
                                    description="unigram entropy and 2-gram JSD"))
         registry.add_benchmark(Benchmark("text", "text", lazy("panflow_text.benchmark:run_benchmark"),
-                                         "masked and block diffusion vs autoregressive baseline", headline=("judge_ppl",),
+                                         "masked and block diffusion vs n-gram and autoregressive baselines",
+                                         headline=("bits_per_byte",),
                                          presets=("smoke", "quick", "small", "full"),
                                          previews=lazy("panflow_text.previews:previews")))
 

@@ -1,5 +1,5 @@
-"""report.html previews for text: excerpts of held-out text, the AR baseline's samples and the best
-non-AR setting's samples, decoded with the run's tokenizer (recorded in the result)."""
+"""report.html previews for text: excerpts of held-out text, samples of the n-gram baseline, of the
+AR model and of the best non-AR setting, decoded with the run's tokenizer (recorded in the result)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from panflow import Preview
 
 from .tokenizer import tokenizer_from_json
 
-SOURCES = (("held_out", "held-out text"), ("baseline", "autoregressive baseline"), ("model", "best non-AR setting"))
+SOURCES = (("held_out", "held-out text"), ("baseline", "Kneser-Ney bigram baseline"),
+           ("ar", "autoregressive transformer (equal budget)"), ("model", "best non-AR setting"))
 
 
 def previews(result: dict, samples: dict[str, np.ndarray]) -> list[Preview]:

@@ -17,18 +17,13 @@ from panflow import SampleOptions, ScoreCard, bar, build_config, count_parameter
 from .backbone import build
 from .evaluate import video_card
 
+# what only the benchmark needs; training and sampling settings come from the plugin's presets
+# (``panflow_video.plugin.PRESETS`` / ``BACKBONE_PRESETS``), the one place for those defaults
 PRESETS = {
-    "smoke": {"base": "smoke", "steps": 3, "batch": 8, "recipe": "smoke", "channels": 8, "mults": [1, 2], "heads": 2,
-              "n": 8, "solver": "euler", "nfe": 2, "classifier_steps": (20, 10), "given": 2, "ends": 1, "ema": 0.9},
-    "quick": {"base": "small", "steps": 300, "batch": 16, "recipe": "quick", "channels": 16, "mults": [1, 2, 2],
-              "heads": 4, "n": 128, "solver": "euler", "nfe": 8, "classifier_steps": (300, 150), "given": 3, "ends": 2,
-              "ema": 0.99},
-    "small": {"base": "small", "steps": 1000, "batch": 16, "recipe": "small", "channels": 16, "mults": [1, 2, 2],
-              "heads": 4, "n": 256, "solver": "heun", "nfe": 12, "classifier_steps": (600, 300), "given": 3, "ends": 2,
-              "ema": 0.995},
-    "full": {"base": "full", "steps": 100_000, "batch": 64, "recipe": "full", "channels": 96, "mults": [1, 2, 2, 2],
-             "heads": 8, "n": 2000, "solver": "heun", "nfe": 32, "classifier_steps": (3000, 2000), "given": 4, "ends": 4,
-             "ema": 0.9999},
+    "smoke": {"n": 8, "classifier_steps": (20, 10), "given": 2, "ends": 1},
+    "quick": {"n": 96, "classifier_steps": (300, 150), "given": 3, "ends": 2},
+    "small": {"n": 256, "classifier_steps": (600, 300), "given": 3, "ends": 2},
+    "full": {"n": 2000, "classifier_steps": (3000, 2000), "given": 4, "ends": 4},
 }
 
 
@@ -40,25 +35,25 @@ def matched_width(spec, options: dict) -> int:
     return best
 
 
-def _train(p: dict, root: Path, name: str, seed: int, backbone: str, options: dict) -> tuple:
-    over = {"train.steps": p["steps"], "train.batch_size": p["batch"], "train.progress": False, "train.seed": seed,
-            "data.seed": seed, "data.options": {"recipe": p["recipe"]}, "model.options": options,
-            "train.log_every": max(1, p["steps"] // 6), "train.ema_decay": p["ema"], "train.ema_warmup": True,
-            "sample.solver": p["solver"], "sample.nfe": p["nfe"]}
-    if p["base"] != "full":
-        over["train.device"] = "cpu"
-    cfg = build_config("video", p["base"], overrides=over, backbone=backbone)
+def _train(preset: str, root: Path, name: str, seed: int, backbone: str, options: dict | None) -> tuple:
+    """Train one model through ``panflow.train`` on the plugin's ``preset`` (``options`` None: the
+    backbone's preset options)."""
+    over = {"train.progress": False, "train.seed": seed, "data.seed": seed,
+            **({"model.options": options} if options is not None else {})}
+    cfg = build_config("video", preset, overrides=over, backbone=backbone)
+    cfg.train.log_every = max(1, cfg.train.steps // 6)
     t0 = time.perf_counter()
     out = train(cfg, root / name)
     wall = time.perf_counter() - t0
-    run = load_run(out, device="cpu" if p["base"] != "full" else "auto")
-    return run, {"train_s": wall, "params": count_parameters(run.model), "backbone": backbone, "options": options}
+    run = load_run(out, device=cfg.train.device)
+    return run, {"train_s": wall, "params": count_parameters(run.model), "backbone": backbone,
+                 "options": dict(cfg.model.options)}
 
 
 def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
     p = PRESETS[preset]
     prev = torch.get_num_threads()
-    if p["base"] != "full":
+    if build_config("video", preset).train.device == "cpu":  # one thread: the CPU presets' timings
         torch.set_num_threads(1)
     try:
         return _run(p, preset, seed)
@@ -68,23 +63,25 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
 
 def _run(p: dict, preset: str, seed: int) -> ScoreCard:
     get_registry()
-    options = {"channels": p["channels"], "mults": p["mults"], "heads": p["heads"]}
     with tempfile.TemporaryDirectory(prefix="panflow-video-bench-") as tmp:
-        run, info = _train(p, Path(tmp), "st", seed, "st-unet", options)
+        run, info = _train(preset, Path(tmp), "st", seed, "st-unet", None)
+        options = {k: v for k, v in info["options"].items() if k != "temporal"}
         width = matched_width(run.spec, options)
-        base, binfo = _train(p, Path(tmp), "frame", seed, "frame-unet", {**options, "channels": width})
+        base, binfo = _train(preset, Path(tmp), "frame", seed, "frame-unet", {**options, "channels": width})
         bundle = run.load_data()
         t0 = time.perf_counter()
+        smp = run.cfg.sample
         card = video_card(run, bundle, p["n"], seed, p["given"], p["ends"], baseline=base,
-                          opts=SampleOptions(p["solver"], nfe=p["nfe"]), classifier_steps=p["classifier_steps"])
+                          opts=SampleOptions(smp.solver, nfe=smp.nfe), classifier_steps=p["classifier_steps"])
         eval_s = time.perf_counter() - t0
     _bars(card, p["given"])
-    card.extra.update({"preset": preset, "training": {"model": info, "per_frame": binfo, "steps": p["steps"],
-                                                      "batch_size": p["batch"], "eval_s": eval_s,
+    tr = run.cfg.train
+    card.extra.update({"preset": preset, "training": {"model": info, "per_frame": binfo, "steps": tr.steps,
+                                                      "batch_size": tr.batch_size, "eval_s": eval_s,
                                                       "torch_threads": torch.get_num_threads()},
                        "recipe": bundle.meta["recipe"], "n_train": bundle.meta["n_train"], "n_val": bundle.meta["n_val"]})
     card.notes.append(f"The per-frame model has {binfo['params']:,} parameters (width {binfo['options']['channels']}), the "
-                      f"(2+1)-D model {info['params']:,}; both train {p['steps']} steps × {p['batch']} clips with the "
+                      f"(2+1)-D model {info['params']:,}; both train {tr.steps} steps × {tr.batch_size} clips with the "
                       "same known-frame tasks (video-tasks sampler).")
     return card
 

@@ -128,5 +128,7 @@ def test_bpe_run_records_tokenizer(tmp_path):
 def test_benchmark_smoke(tmp_path):
     paths = run_benchmarks(["text"], "smoke", tmp_path, log=lambda m: None)
     result = json.loads(paths["text"].read_text())
-    assert [r["role"] for r in result["rows"]] == ["floor", "baseline", "model"]
+    assert [r["role"] for r in result["rows"]] == ["floor", "baseline · KN bigram", "reference · KN trigram",
+                                                   "ceiling · AR, equal budget", "model"]
+    assert all("bits_per_byte" in r["metrics"] for r in result["rows"][1:])
     assert result["training"]["params"] > 0 and result["sweep"]
