@@ -5,7 +5,8 @@ Kneser–Ney n-grams fitted to the same training tokens.
 Headline ``bits_per_byte`` on validation text: the NELBO (an upper bound on the NLL) for the
 masked model, the exact NLL for the rest; rows ``baseline · KN bigram`` (what any learned model
 must beat), ``reference · KN trigram`` and ``ceiling · AR, equal budget`` (the bound masked
-diffusion approaches in the literature). Also reports validation NELBO vs AR NLL (bits per token and per byte), samples judged by the AR
+diffusion approaches in the literature). Also reports validation NELBO vs AR NLL (bits per token and
+per byte), samples judged by the AR
 model's perplexity beside unigram entropy and n-gram divergence from held-out text, against the
 number of unmasking steps, and infilling accuracy on held-out spans."""
 
@@ -244,7 +245,8 @@ def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None,
     best = min(ok, key=lambda r: r["judge_ppl"])
     bbest = best["block_size"]
     infill = diffusion_infill_accuracy(mdlm.model, mdlm.objective, held[:64], p["span"], nfe=p["span"], seed=seed)
-    card.rows.append(Row("model", {"bits_per_byte": nelbos[bbest] * bpb, "nelbo_bits_per_token": nelbos[bbest] / LN2, "nelbo_bits_per_byte": nelbos[bbest] * bpb,
+    card.rows.append(Row("model", {"bits_per_byte": nelbos[bbest] * bpb, "nelbo_bits_per_token": nelbos[bbest] / LN2,
+                                   "nelbo_bits_per_byte": nelbos[bbest] * bpb,
                                    **{k: best[k] for k in ("judge_ppl", "unigram_entropy", "jsd_2gram", "jsd_3gram")},
                                    "infill_acc": infill},
                          {"n": n, "nfe": best["nfe"], "solver": best["solver"], "seed": seed, "wall_s": best["wall_s"],

@@ -63,7 +63,8 @@ def evaluate(run: Run, n: int = 128, seed: int = 0, bundle=None, span: int = 8) 
     nelbo = run.objective.nelbo(run.model, scored.to(run.device), seed=seed)
     t0 = time.perf_counter()
     gen, setup = run.generate(n, seed=seed)
-    m = {"bits_per_byte": nelbo * bpb, "nelbo_bits_per_token": nelbo * bpt_factor, "nelbo_bits_per_byte": nelbo * bpb, **sample_stats(gen.x, ref),
+    m = {"bits_per_byte": nelbo * bpb, "nelbo_bits_per_token": nelbo * bpt_factor, "nelbo_bits_per_byte": nelbo * bpb,
+         **sample_stats(gen.x, ref),
          "infill_acc": diffusion_infill_accuracy(run.model, run.objective, held[: min(n, 64)], span,
                                                  nfe=span, seed=seed)}
     setup["wall_s"] = time.perf_counter() - t0
