@@ -14,7 +14,7 @@ import torch
 
 from panflow import Row, Run, ScoreCard
 
-from .metrics import diffusion_infill_accuracy, ngram_jsd, unigram_entropy
+from .metrics import diffusion_infill_accuracy, judge_perplexity, ngram_jsd, unigram_entropy
 from .ngram import KneserNey
 
 LN2 = math.log(2)
@@ -26,10 +26,10 @@ def sample_stats(x: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
 
 
 def ngram_row(role: str, order: int, bundle, scored, ref: torch.Tensor, n: int, seed: int, length: int,
-              judge=None, vocab: int | None = None) -> tuple[Row, torch.Tensor]:
+              judge, vocab: int) -> tuple[Row, torch.Tensor]:
     """A Kneser–Ney n-gram fitted to the training tokens: its NLL on ``scored`` (validation
     ``Samples``) and ``n`` samples' statistics against ``ref`` (judged by ``judge`` when given)."""
-    v = vocab or int(bundle.meta.get("vocab_size", 0)) or int(bundle.train.x.max()) + 1
+    v = vocab
     bpb = 1 / (LN2 * bundle.meta["bytes_per_token"])
     t0 = time.perf_counter()
     lm = KneserNey(order, v).fit(bundle.train.x, bundle.train.mask)
@@ -38,7 +38,6 @@ def ngram_row(role: str, order: int, bundle, scored, ref: torch.Tensor, n: int, 
     m = {"bits_per_byte": nll * bpb, "nll_bits_per_token": nll / LN2, "nll_bits_per_byte": nll * bpb,
          **sample_stats(x, ref)}
     if judge is not None:
-        from .metrics import judge_perplexity
         m["judge_ppl"] = judge_perplexity(judge, x, v)
     name = {2: "bigram", 3: "trigram"}.get(order, f"{order}-gram")
     return Row(role, m, {"n": n, "seed": seed, "wall_s": time.perf_counter() - t0, "solver": "ancestral",
@@ -58,8 +57,8 @@ def evaluate(run: Run, n: int = 128, seed: int = 0, bundle=None, span: int = 8) 
     card.rows.append(Row("floor", sample_stats(held, ref), {"n": n, "seed": seed,
                                                           "what": "held-out text vs other held-out text"}))
     scored = bundle.val.index(perm[: 4 * n])
-    card.rows.append(ngram_row("baseline", 2, bundle, scored, ref, n, seed, run.spec.shape[0],
-                               vocab=run.spec.vocab_size)[0])
+    card.rows.append(ngram_row("baseline", 2, bundle, scored, ref, n, seed, run.spec.shape[0], None,
+                               run.spec.vocab_size)[0])
     nelbo = run.objective.nelbo(run.model, scored.to(run.device), seed=seed)
     t0 = time.perf_counter()
     gen, setup = run.generate(n, seed=seed)
