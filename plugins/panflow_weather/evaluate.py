@@ -17,7 +17,7 @@ import torch
 from panflow import DatasetOptions, Row, ScoreCard
 
 from .data import embedded_store, load_fields, load_oracle, split_indices
-from .metrics import scores, zonal_spectrum
+from .metrics import power_ratio_by_wavenumber, scores, small_scale_band, zonal_spectrum
 from .rollout import Step, flow_step, rollout
 
 
@@ -81,15 +81,23 @@ def forecast_card(model: tuple[Step, int], fields, train_idx: np.ndarray, init_i
             table.setdefault(role, {})[lead] = met
             extra = {"wall_s": wall} if role == "model" else {"nfe": "", "solver": "", "guidance": ""}
             card.rows.append(Row(f"{role} · {lead * step_hours:g}h", met, {**base, **extra, "members": members}))
-    spectra = {k: {c["short"]: (zonal_spectrum(v[:, :, -1, j], fields.lat) / zonal_spectrum(truth[:, -1, j], fields.lat))
-                   .tolist() for j, c in enumerate(fields.channels)} for k, v in forecasts.items()}
+    last = {k: v[:, :, n_lead - 1] for k, v in forecasts.items()}
+    if oracle is not None and oracle.shape[2] >= n_lead:
+        last["oracle"] = oracle[:, :, n_lead - 1]
+    spectra = {k: {c["short"]: power_ratio_by_wavenumber(v[:, :, j], truth[:, -1, j], fields.lat).tolist()
+                   for j, c in enumerate(fields.channels)} for k, v in last.items()}
+    bands = {c["short"]: small_scale_band(zonal_spectrum(truth[:, -1, j], fields.lat)).tolist()
+             for j, c in enumerate(fields.channels)}
     card.extra.update({"members": m, "rollout_s": wall, "power_ratio_by_wavenumber_at_last_lead": spectra,
-                       "markdown_sections": [_markdown(table, fields.channels, step_hours)]})
+                       "small_scale_band": bands,
+                       "markdown_sections": [_markdown(table, fields.channels, step_hours),
+                                             _spectra_markdown(spectra, bands, leads[-1] * step_hours)]})
     card.notes += [
         "Scores (WeatherBench 2, cell-area latitude weights): RMSE of the ensemble mean; fair CRPS (MAE for single "
         "forecasts); spread/skill = sqrt((M+1)/M)·spread/RMSE; rank flatness δ (Candille & Talagrand; 1 for "
         "independent flat ranks, spatially correlated ranks raise it: compare with the floor row); power ratio = "
-        "forecast/truth zonal power over the top half of the truth's resolved zonal wavenumbers, |lat| ≤ 60."]
+        "forecast/truth zonal power summed over the top half of the truth's resolved zonal wavenumbers (those holding "
+        "≥ 1e-5 of its peak), |lat| ≤ 60; per-wavenumber ratios at the last lead in their own table."]
     if oracle is not None:
         card.notes.append("floor: the oracle ensemble without its member 0, scored against member 0 (a perfectly "
                           "reliable ensemble); oracle: the simulator run from the true state with fresh noise.")
@@ -108,6 +116,19 @@ def _markdown(t: dict, channels, step_hours: float) -> str:
                 lines.append(f"| {role} | " + " | ".join(f"{by[lead].get(f'{s}.{metric}', float('nan')):.4g}"
                                                         for lead in leads) + " |")
             lines.append("")
+    return "\n".join(lines)
+
+
+def _spectra_markdown(spectra: dict, bands: dict, hours: float) -> str:
+    """Per-wavenumber forecast/truth power at the last lead; the band the power ratio sums is starred."""
+    lines = []
+    for s, band in bands.items():
+        top = max(k for k in range(len(band)) if band[k])
+        ks = list(range(1, min(len(band), top + 3)))                    # the band and two wavenumbers past it
+        lines += [f"### {s}: forecast / truth zonal power by wavenumber at {hours:g}h (* = the small-scale band)", "",
+                  "| row | " + " | ".join(f"{k}{'*' if band[k] else ''}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+        lines += [f"| {role} | " + " | ".join(f"{by[s][k]:.3g}" for k in ks) + " |" for role, by in spectra.items()]
+        lines.append("")
     return "\n".join(lines)
 
 

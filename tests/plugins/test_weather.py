@@ -216,6 +216,24 @@ def test_power_ratio_detects_blurred_small_scales():
     assert M.power_ratio(blurred[:, None], truth, lat) == pytest.approx(0.25, rel=1e-6)
 
 
+def test_power_ratio_weights_wavenumbers_by_the_truths_power():
+    """The grid-scale bin holds ~2.5 % of the band's power: amplified 5x it moves the ratio by ~0.1,
+    where a mean of per-wavenumber ratios would move by 4/9."""
+    g = np.random.default_rng(3)
+    lat = 90 - (np.arange(16) + 0.5) * 180 / 16
+    f = np.fft.rfft(g.normal(0, 1, (4, 16, 32)), axis=-1)
+    f *= (np.arange(17) + 1.0) ** -2.0                          # power ~ k^-4: the top band is a tail
+    truth = np.fft.irfft(f, n=32, axis=-1)
+    f2 = f.copy()
+    f2[..., 16] *= np.sqrt(5.0)
+    noisy = np.fft.irfft(f2, n=32, axis=-1)
+    band = M.small_scale_band(M.zonal_spectrum(truth, lat))
+    assert band[8:17].all() and not band[:8].any()
+    assert 1.05 < M.power_ratio(noisy[:, None], truth, lat) < 1.15
+    per_k = M.power_ratio_by_wavenumber(noisy[:, None], truth, lat)
+    assert per_k[16] == pytest.approx(5.0, rel=1e-6) and per_k[band].mean() == pytest.approx(1 + 4 / 9, rel=1e-6)
+
+
 # -- the network ---------------------------------------------------------------------------------
 def test_pole_padding_continues_a_smooth_field_over_the_pole():
     h, w = 8, 16
