@@ -39,7 +39,7 @@ PRESETS = {  # overrides: the backbone model; motif_*: the Cartesian model that 
               "overrides": INTERNAL, "motif_overrides": {"train.steps": 200},
               "ensemble_overrides": {**INTERNAL, "train.batch_size": 8, "data.options": {}},
               "defer": ("bond validity", "clash rate", "median Rg", "helix", "strand", "coil", "ensemble RMSF")},
-    "small": {"threads": 1, "ensemble_steps": 1200, "motifs": 4, "n": None, "tm": True, "nfes": [8, 16, 32, 64],
+    "small": {"threads": 1, "ensemble_steps": 8000, "motifs": 4, "n": None, "tm": True, "nfes": [8, 16, 32, 64],
               "overrides": {**INTERNAL, "train.steps": 6000}, "motif_overrides": {"train.steps": 1500},
               "ensemble_overrides": {**INTERNAL, "train.batch_size": 16, "data.options": {}}},
     "full": {"threads": 0, "ensemble_steps": 20_000, "motifs": 8, "n": None, "tm": True, "nfes": [16, 32, 64, 128],

@@ -39,26 +39,31 @@ class RotatingFlow:
     determined): the flow loss alone learns 3.8 Å bonds slowly, and FrameDiff (Yim et al. 2023)
     uses the same kind of low-noise auxiliary distance loss for the same reason. It changes the
     training objective only; sampling is the inner objective's.
+
+    ``rotate=False`` keeps the data's frame: for the models of one protein that are already
+    superimposed (an NMR ensemble), where the ensemble is the variation around that frame and
+    rotating a dozen models would ask the network to learn every orientation from them.
     """
 
     kind = "rotflow"
 
-    def __init__(self, inner: FlowObjective, aux_weight: float = 0.0, aux_t: float = 0.5):
+    def __init__(self, inner: FlowObjective, aux_weight: float = 0.0, aux_t: float = 0.5, rotate: bool = True):
         self.inner = inner
-        self.aux_weight, self.aux_t = float(aux_weight), float(aux_t)
+        self.aux_weight, self.aux_t, self.rotate = float(aux_weight), float(aux_t), bool(rotate)
 
     def __getattr__(self, name):  # everything but draw / loss / to_json is the inner objective's
         return getattr(self.__dict__["inner"], name)
 
     def draw(self, n: int, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         rand = self.inner.draw(n, x, generator)
-        rand["rot"] = random_rotations(n, generator, x.device).to(x.dtype)
+        if self.rotate:
+            rand["rot"] = random_rotations(n, generator, x.device).to(x.dtype)
         return rand
 
     def loss(self, model, batch: Samples, rand: dict | None = None, generator: torch.Generator | None = None):
         rand = dict(rand if rand is not None else self.draw(batch.x.shape[0], batch.x, generator))
-        rot = rand.pop("rot")
-        x = torch.einsum("bij,blj->bli", rot.to(batch.x.dtype), batch.x)
+        rot = rand.pop("rot", None)
+        x = batch.x if rot is None else torch.einsum("bij,blj->bli", rot.to(batch.x.dtype), batch.x)
         rotated = Samples(x, None, batch.mask, dict(batch.cond), batch.known)
         if self.aux_weight <= 0:
             return self.inner.loss(model, rotated, rand)
@@ -90,8 +95,10 @@ class RotatingFlow:
         return loss + self.aux_weight * torch.stack(aux).mean()
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "inner": self.inner.to_json(), "aux_weight": self.aux_weight, "aux_t": self.aux_t}
+        return {"kind": self.kind, "inner": self.inner.to_json(), "aux_weight": self.aux_weight, "aux_t": self.aux_t,
+                "rotate": self.rotate}
 
     @classmethod
     def from_json(cls, d: dict, spec=None) -> RotatingFlow:
-        return cls(FlowObjective.from_json(d["inner"], spec), d.get("aux_weight", 0.0), d.get("aux_t", 0.5))
+        return cls(FlowObjective.from_json(d["inner"], spec), d.get("aux_weight", 0.0), d.get("aux_t", 0.5),
+                   d.get("rotate", True))

@@ -72,7 +72,7 @@ class ProteinPlugin:
             panflow.register_known_sampler(MotifKnown)
         registry.add_objective(Objective(
             "rotflow", lambda spec, cfg, dom: lazy("panflow_protein.objective:RotatingFlow")(
-                registry.objective("flow").build(spec, cfg, dom), AUX_WEIGHT),
+                registry.objective("flow").build(spec, cfg, dom), **{"aux_weight": AUX_WEIGHT, **cfg.flow.objective_options}),
             lambda d, spec=None: lazy("panflow_protein.objective:RotatingFlow").resolve().from_json(d, spec),
             "flow matching with a uniformly random rotation of each training structure", affine_path=True))
         registry.add_objective(Objective(

@@ -252,6 +252,10 @@ def test_rotating_flow_is_the_inner_loss_on_rotated_data_and_aux_is_finite():
     aux = RotatingFlow(inner, aux_weight=10.0, aux_t=0.0).loss(model, batch, rand)
     assert torch.isfinite(aux) and aux > want
     assert RotatingFlow.from_json(RotatingFlow(inner, 3.0).to_json()).aux_weight == 3.0
+    still = RotatingFlow(inner, rotate=False)                  # an ensemble's frame: the inner loss as is
+    rand = still.draw(3, x, g)
+    assert "rot" not in rand and torch.allclose(still.loss(model, batch, rand), inner.loss(model, batch, rand))
+    assert RotatingFlow.from_json(still.to_json()).rotate is False
 
 
 def test_conformance():
