@@ -401,6 +401,24 @@ def test_angle_flow_adds_a_distance_loss_on_the_rebuilt_trace():
     assert (back.aux_weight, back.aux_t, back.kind) == (2.0, 0.7, "angleflow")
 
 
+def test_angle_flow_rg_loss_sees_only_the_size():
+    from panflow import FlowObjective, UnknownNameError
+    from panflow_protein.angle_objective import AngleFlow, radius_of_gyration, rg_loss
+
+    x = torch.tensor(ideal_helix(24)).float()[None] / 10
+    m = torch.ones(1, 24)
+    want = np.sqrt(((ideal_helix(24) / 10 - (ideal_helix(24) / 10).mean(0)) ** 2).sum(-1).mean())
+    assert float(radius_of_gyration(x, m)) == pytest.approx(want, rel=1e-5)
+    half = torch.cat([torch.ones(1, 12), torch.zeros(1, 12)], 1)   # padding does not count
+    assert float(radius_of_gyration(x, half)) == pytest.approx(float(radius_of_gyration(x[:, :12], m[:, :12])), rel=1e-6)
+    rot = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(1)))[0]
+    assert float(rg_loss(x @ rot.T + 0.3, x, m)) == pytest.approx(0.0, abs=1e-10)  # rigid motions are free
+    assert float(rg_loss(1.5 * x, x, m)) == pytest.approx(float(0.5 * radius_of_gyration(x, m)) ** 2, rel=1e-5)
+    assert AngleFlow.from_json(AngleFlow(FlowObjective(), aux="rg").to_json()).aux == "rg"
+    with pytest.raises(UnknownNameError, match="Did you mean 'rg'"):
+        AngleFlow(FlowObjective(), aux="rgg")
+
+
 @pytest.mark.parametrize("schedule", ["vp-linear", "vp-sigmoid"])
 def test_rotating_flow_aux_loss_is_finite_on_vp_paths(schedule):
     """The ablation's VP runs died with NaN at step 0: motif residues sit at t = 1, where the VP
