@@ -16,7 +16,7 @@ from panflow_image.backbones.unet import build_unet
 DATA = Path(__file__).parent / "data"
 
 
-def test_image_unet_is_bit_identical_to_before_the_move():
+def test_image_unet_is_unchanged_by_the_move():
     spec = DataSpec("continuous", (1, 8, 8), num_classes=10)
     torch.manual_seed(0)
     fresh = build_unet(spec, channels=32, num_res=1)
@@ -25,8 +25,10 @@ def test_image_unet_is_bit_identical_to_before_the_move():
            for k, v in fresh.state_dict().items()}
     assert list(got) == list(ref)          # same keys in the same (creation) order
     assert got == ref                      # same shapes and the same initial values
-    # the reference was computed with one intra-op thread (reduction order, hence the last bits of
-    # a convolution, depends on the thread count)
+    # the reference output was computed with one intra-op thread on an AVX-512 CPU; the reduction
+    # order of a convolution, hence its last bits, depends on the thread count and on the kernels the
+    # CPU's instruction set selects (an AVX2-only AMD EPYC differs by up to 2.6e-6 on values of ~1.8),
+    # so the output is held to float32 rounding, the weights above and the two cond paths exactly
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -34,7 +36,8 @@ def test_image_unet_is_bit_identical_to_before_the_move():
     finally:
         torch.set_num_threads(threads)
     want = load_file(str(DATA / "unet_digits_reference.safetensors"))["out"]
-    assert torch.equal(out, want) and torch.equal(out_dict, want)
+    assert torch.equal(out, out_dict)
+    assert torch.allclose(out, want, rtol=0, atol=2e-5), float((out - want).abs().max())
 
 
 def _perturbed_output(spec):
