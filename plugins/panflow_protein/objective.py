@@ -62,7 +62,7 @@ class RotatingFlow:
 
     def loss(self, model, batch: Samples, rand: dict | None = None, generator: torch.Generator | None = None):
         rand = dict(rand if rand is not None else self.draw(batch.x.shape[0], batch.x, generator))
-        rot = rand.pop("rot", None)
+        rot = rand.pop("rot") if self.rotate else None  # a rotating objective's draw always holds one
         x = batch.x if rot is None else torch.einsum("bij,blj->bli", rot.to(batch.x.dtype), batch.x)
         rotated = Samples(x, None, batch.mask, dict(batch.cond), batch.known)
         if self.aux_weight <= 0:

@@ -91,7 +91,7 @@ def forecast_card(model: tuple[Step, int], fields, train_idx: np.ndarray, init_i
     card.extra.update({"members": m, "rollout_s": wall, "power_ratio_by_wavenumber_at_last_lead": spectra,
                        "small_scale_band": bands,
                        "markdown_sections": [_markdown(table, fields.channels, step_hours),
-                                             _spectra_markdown(spectra, bands, leads[-1] * step_hours)]})
+                                             _spectra_markdown(spectra, bands, n_lead * step_hours)]})
     card.notes += [
         "Scores (WeatherBench 2, cell-area latitude weights): RMSE of the ensemble mean; fair CRPS (MAE for single "
         "forecasts); spread/skill = sqrt((M+1)/M)·spread/RMSE; rank flatness δ (Candille & Talagrand; 1 for "
