@@ -97,6 +97,7 @@ class TrainConfig:
     stop_check_every: int = 1  # torchrun: all-reduce the stop (signal) flag every N steps
     dist_timeout_s: float = 600.0  # torchrun: longest wait of any collective (join, barrier) before an error
     tensorboard: bool = False
+    init_from: str = ""        # a run directory: start from its (EMA) weights, e.g. reflow (panflow.init_weights)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from .components import DataBundle, DataSpec, Domain, Encoder, Samples
 from .config import RunConfig, apply_overrides, config_from_dict, load_toml, save_toml, validate
 from .datapath import prepare_training
 from .errors import ConfigError, ContractError, DataError, UnknownNameError
+from .init_weights import init_from_run
 from .known import expand_known
 from .masked import MASKED_SAMPLERS
 from .plugins import get_registry, load_plugins
@@ -176,6 +177,8 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     info = load_plugins().plugins.get(a.domain.plugin)
     contract = make_contract(a, cfg, bundle.meta, info.version if info else "")
     model, objective, encoder = a.model, a.objective, a.encoder
+    if cfg.train.init_from and plan is None:  # a resumed run's weights come from its own checkpoint
+        contract["init_from"] = init_from_run(model, cfg.train.init_from)
     if plan is not None:  # resume.py: same data/model as the checkpoint, history of safe changes
         resume_mod.check_same_data(plan, contract)
         contract["history"] = plan.history

@@ -29,7 +29,8 @@ import torch
 
 from .components import ConditionSpec, DataSpec, Samples
 from .errors import ConfigError, ContractError, DataError, PanflowError, UnknownNameError
-from .objective import FlowObjective, masked_mean
+from .known import expand_known
+from .objective import FlowObjective, _expand_mask, masked_mean
 from .sampling import SampleOptions, SampleResult
 from .solvers import Solver, register_solver, sample_ode
 
@@ -53,9 +54,6 @@ class ShortcutObjective(FlowObjective):
         if self.path.schedule.name != "linear" or self.prediction != "velocity":
             raise ConfigError("the shortcut objective needs flow.schedule = 'linear' and flow.prediction = 'velocity' "
                               f"(got '{self.path.schedule.name}', '{self.prediction}'): its steps are x + d * velocity")
-        if self.known.name != "none" or self.per_element_time:
-            raise ConfigError("the shortcut objective does not support known parts or per-element training times yet "
-                              "(set flow.known = 'none', flow.per_element_time = false)")
         if max_steps < 2 or max_steps & (max_steps - 1):
             raise ConfigError(f"shortcut max_steps must be a power of two >= 2, got {max_steps}")
         if not 0.0 < consistency_fraction < 1.0:
@@ -91,31 +89,51 @@ class ShortcutObjective(FlowObjective):
 
     def loss(self, model: torch.nn.Module, batch: Samples, rand: dict | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
-        """MSE to the flow target (FM rows) and to the two-half-step target (consistency rows)."""
+        """MSE to the flow target (FM rows) and to the two-half-step target (consistency rows).
+
+        Known elements (drawn by ``flow.known`` or carried by the batch) sit at ``t = 1`` with their
+        data values, are held through the two half steps and are left out of the loss, as in
+        :class:`FlowObjective`. With per-element times, FM rows keep their per-element draws and
+        consistency rows put every free element at the row's grid time (the state the sampler visits).
+        """
         x1 = batch.x
         n = x1.shape[0]
-        if batch.known is not None:
-            raise DataError("the shortcut objective does not support known parts yet (the batch carries them)")
         rand = rand if rand is not None else self.draw(n, x1, generator)
+        known = rand.get("known")
+        if batch.known is not None:
+            if not self.time_shape:
+                raise DataError("the batch carries known parts but the data spec has no per-element time")
+            known = batch.known.bool() if known is None else (known | batch.known.bool())
         x0, sc = rand["x0"], rand["consistency"]
         k = torch.where(sc, rand["level"], torch.full_like(rand["level"], self.levels))
         d = torch.exp2(-k.to(x1.dtype))
-        t = torch.where(sc, torch.floor(rand["grid"] * torch.exp2(k.to(x1.dtype))) * d, rand["t"])
-        t_in = self.model_time(t, None, n)
+        grid_t = torch.floor(rand["grid"] * torch.exp2(k.to(x1.dtype))) * d
+        t = torch.where(_rows(sc, rand["t"]), _rows(grid_t, rand["t"]), rand["t"])
+        t_in = self.model_time(t, known, n)
         x_t, target = self.path.sample(x0, x1, t_in)
+        hold = expand_known(known, x1) if known is not None else None
         cond = self.train_cond(batch.cond, rand["drop"])
         idx = sc.nonzero().squeeze(1)
         if idx.numel():
             with torch.no_grad():
+                m = idx.numel()
                 sub = self.with_step({key: v[idx] for key, v in cond.items()}, k[idx] + 1, x_t[idx])
                 half = (d[idx] / 2).reshape(-1, *([1] * (x1.dim() - 1)))
-                xs, ts = x_t[idx], t[idx]
-                v1 = model(xs, self.model_time(ts, None, idx.numel()), sub)
-                v2 = model(xs + half * v1, self.model_time(ts + d[idx] / 2, None, idx.numel()), sub)
+                xs, ts, ks = x_t[idx], t[idx], None if known is None else known[idx]
+                v1 = model(xs, self.model_time(ts, ks, m), sub)
+                x_mid = xs + half * v1
+                if hold is not None:
+                    x_mid = torch.where(hold[idx], xs, x_mid)
+                v2 = model(x_mid, self.model_time(ts + _rows(d[idx] / 2, ts), ks, m), sub)
                 target = target.clone()
                 target[idx] = ((v1 + v2) / 2).to(target.dtype)
         out = model(x_t, t_in, self.with_step(cond, k, x_t))
-        return masked_mean((out.float() - target.float()) ** 2, batch.mask)
+        weight = batch.mask
+        if hold is not None:
+            target = torch.where(hold, torch.zeros_like(target), target)
+            free = (~hold).to(x1.dtype)
+            weight = free if weight is None else free * _expand_mask(weight, x1)
+        return masked_mean((out.float() - target.float()) ** 2, weight)
 
     # -- sampling --------------------------------------------------------------------------
     def model_velocity(self, model: torch.nn.Module):
@@ -191,6 +209,11 @@ def build_shortcut(spec: DataSpec, cfg: Any, domain: Any) -> ShortcutObjective:
     return ShortcutObjective(flow.path, flow.prediction, flow.time_sampler, conditions=flow.conditions,
                              time_shape=flow.time_shape, known=flow.known, per_element_time=flow.per_element_time,
                              t_eps=flow.t_eps, **opts)
+
+
+def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``v [n]`` shaped to broadcast against ``like [n, ...]`` (per-element times)."""
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def _shortcut_run(field, x0, opts, path=None, generator=None, hold=None) -> SampleResult:

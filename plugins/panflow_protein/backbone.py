@@ -21,11 +21,12 @@ import math
 import torch
 from torch import nn
 
-from panflow import AdaLNBlock, AdaLNOutput, DataSpec, Rotary, TimeEmbedding
+from panflow import AdaLNBlock, AdaLNOutput, ConditionEmbedding, DataSpec, Rotary, TimeEmbedding
 
 from .internal import CHANNELS
 
 OFFSETS = (1, 2, 3, 4)
+PER_RESIDUE = ("residues", "seq")  # conditions read per token; the rest are global vectors
 
 
 def residue_mask(cond: dict, b: int, length: int, device) -> torch.Tensor:
@@ -81,7 +82,8 @@ class CaTransformer(nn.Module):
     beside those of its sequence neighbours ``i ± 1..4``, no distances (the channels are not positions)."""
 
     def __init__(self, length: int, dim: int = 128, depth: int = 4, heads: int = 4, shells: int = 16,
-                 max_radius: float = 2.0, seq_dim: int = 0, mlp_ratio: float = 4.0, channels: int = 3):
+                 max_radius: float = 2.0, seq_dim: int = 0, mlp_ratio: float = 4.0, channels: int = 3,
+                 conditions: tuple = ()):
         super().__init__()
         self.length, self.channels, self.geometric = length, channels, channels == 3
         in_dim = (3 + 4 * len(OFFSETS) * 2 + shells) if self.geometric else channels * (1 + 2 * len(OFFSETS))
@@ -95,6 +97,8 @@ class CaTransformer(nn.Module):
         self.pos_end = nn.Embedding(length, dim)     # ... and from the C terminus (the mask gives the length)
         self.seq = nn.Linear(seq_dim, dim) if seq_dim else None
         self.seq_null = nn.Parameter(torch.zeros(dim)) if seq_dim else None
+        globals_ = tuple(c for c in conditions if c.name not in PER_RESIDUE)  # e.g. a shortcut step size
+        self.globals = ConditionEmbedding(globals_, dim) if globals_ else None
         self.rotary = Rotary(dim // heads)
         self.blocks = nn.ModuleList(AdaLNBlock(dim, heads, mlp_ratio) for _ in range(depth))
         self.out = AdaLNOutput(dim, channels)
@@ -123,6 +127,8 @@ class CaTransformer(nn.Module):
             h = h + e
         t_mean = (t * mf).sum(1) / n.clamp_min(1)
         c = self.time_glob(t_mean) + self.len_emb(torch.stack([n / self.length, torch.log(n.clamp_min(1)) / math.log(512)], 1))
+        if self.globals is not None:
+            c = c + self.globals(cond, b, x.device).to(c.dtype)
         rot = self.rotary(length)
         for blk in self.blocks:
             h = blk(h, c, key_padding=mask, rotary=rot)
@@ -135,12 +141,16 @@ def fits(spec: DataSpec) -> bool:
 
 
 def consumes(cond, spec: DataSpec) -> bool:
+    """Per-residue ``residues [L]`` (mask) and ``seq [L, D]``; any other label or tensor condition as a
+    global vector (added to the adaLN modulation)."""
     length = spec.shape[0]
-    return (cond.name == "residues" and cond.shape == (length,)) or (cond.name == "seq" and cond.shape[:1] == (length,))
+    if cond.name in PER_RESIDUE:
+        return (cond.name == "residues" and cond.shape == (length,)) or (cond.name == "seq" and cond.shape[:1] == (length,))
+    return cond.kind in ("label", "tensor")
 
 
 def build(spec: DataSpec, dim: int = 128, depth: int = 4, heads: int = 4, shells: int = 16,
           max_radius: float = 2.0, mlp_ratio: float = 4.0) -> CaTransformer:
     seq = next((c for c in spec.conditions if c.name == "seq"), None)
     return CaTransformer(spec.shape[0], dim, depth, heads, shells, max_radius, seq.shape[1] if seq else 0, mlp_ratio,
-                         channels=spec.shape[1])
+                         channels=spec.shape[1], conditions=tuple(spec.conditions))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from panflow import DataSpec, TimeEmbedding
+from panflow import ConditionEmbedding, DataSpec, TimeEmbedding
 
 
 def _norm(c: int) -> nn.GroupNorm:
@@ -111,7 +111,8 @@ class SpaceTimeUNet(nn.Module):
     """
 
     def __init__(self, frames: int, channels_in: int, size: tuple[int, int], channels: int = 32,
-                 mults: Sequence[int] = (1, 2, 2), attn_below: int = 8, heads: int = 4, temporal: bool = True):
+                 mults: Sequence[int] = (1, 2, 2), attn_below: int = 8, heads: int = 4, temporal: bool = True,
+                 conditions: Sequence = ()):
         super().__init__()
         h, w = size
         f = 2 ** (len(mults) - 1)
@@ -119,6 +120,7 @@ class SpaceTimeUNet(nn.Module):
             raise ValueError(f"SpaceTimeUNet with {len(mults)} levels needs H and W divisible by {f}, got {h}x{w}")
         self.frames, emb = frames, 4 * channels
         self.time = TimeEmbedding(emb)
+        self.vectors = ConditionEmbedding(tuple(conditions), emb) if conditions else None  # global, e.g. a step size
         self.inp = nn.Conv2d(channels_in, channels, 3, padding=1)
         self.down, self.pool, self.up, self.unpool = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         c, skips = channels, []
@@ -146,7 +148,10 @@ class SpaceTimeUNet(nn.Module):
         if frames != self.frames:
             raise ValueError(f"SpaceTimeUNet was built for {self.frames} frames, got {frames}")
         t = t.reshape(b, -1).expand(b, frames) if t.dim() <= 1 or t.shape[1:] != (frames,) else t
-        e = self.time(t).reshape(b * frames, -1)
+        e = self.time(t)
+        if self.vectors is not None:
+            e = e + self.vectors(cond, b, x.device).to(e.dtype)[:, None]
+        e = e.reshape(b * frames, -1)
         hcur = self.inp(x.reshape(b * frames, c, h, w))
         hs = []
         for i, stage in enumerate(self.down):
@@ -170,7 +175,7 @@ def fits(spec: DataSpec) -> bool:
 def build(spec: DataSpec, channels: int = 32, mults: Sequence[int] = (1, 2, 2), attn_below: int = 8, heads: int = 4,
           temporal: bool = True) -> SpaceTimeUNet:
     t, c, h, w = spec.shape
-    return SpaceTimeUNet(t, c, (h, w), channels, tuple(mults), attn_below, heads, temporal)
+    return SpaceTimeUNet(t, c, (h, w), channels, tuple(mults), attn_below, heads, temporal, tuple(spec.conditions))
 
 
 def build_per_frame(spec: DataSpec, **options) -> SpaceTimeUNet:

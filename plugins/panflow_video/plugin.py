@@ -6,7 +6,7 @@ PyAV, Pillow and scikit-learn are imported only when a component is used.
 from __future__ import annotations
 
 import panflow
-from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Metric, lazy
+from panflow import Backbone, Benchmark, Dataset, DataSpec, Domain, Metric, consumes_labels_and_vectors, lazy
 
 from . import __version__
 
@@ -60,7 +60,8 @@ class VideoPlugin:
         registry.add_dataset(Dataset("moving-digits", "video", lazy("panflow_video.data:load_moving"),
                                      "embedded: real sklearn digits bouncing with recorded trajectories; --data PATH "
                                      "reads NPY/NPZ [N,T,H,W(,C)], clip folders of frames, MP4/WebM/GIF (PyAV)"))
-        per_frame = dict(kinds=("continuous",), accepts=_fits, per_element_time=True, consumes=lambda c, s: False)
+        per_frame = dict(kinds=("continuous",), accepts=_fits, per_element_time=True,
+                         consumes=consumes_labels_and_vectors)  # global, added to the time embedding
         registry.add_backbone(Backbone("st-unet", lazy("panflow_video.backbone:build"),
                                        description="(2+1)-D UNet: 2-D convs per frame, temporal convs + attention",
                                        **per_frame))

@@ -2,7 +2,8 @@
 
 Input: the noisy residual ``x_t [B, C, H, W]`` concatenated with the normalised previous states
 ``prev [B, 2C, H, W]`` and context ``[B, K, H, W]`` (spatial conditions by concatenation); the
-flow time enters every residual block as a scale and shift (FiLM). Padding: longitude wraps
+flow time enters every residual block as a scale and shift (FiLM), with any global vector or label
+condition (e.g. a shortcut model's step size) embedded and added to it. Padding: longitude wraps
 around; rows beyond a pole are the rows next to it shifted by 180° of longitude (the correct
 continuation of a scalar field over the pole on a regular lat-lon grid). Odd or awkward numbers
 of latitudes are padded the same way up to a multiple of 2^levels and cropped back.
@@ -16,7 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from panflow import ConditionSpec, ConfigError, DataSpec, TimeEmbedding
+from panflow import ConditionEmbedding, ConditionSpec, ConfigError, DataSpec, TimeEmbedding
+
+SPATIAL = ("prev", "context")  # conditions concatenated to the input; the rest are global vectors
 
 
 def pad_sphere(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -64,7 +67,8 @@ def _norm(c: ConditionSpec, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class WeatherUNet(nn.Module):
-    """``(x_t [B, C, H, W], t [B], cond {"prev": [B, 2, C, H, W], "context": [B, K, H, W]}) -> [B, C, H, W]``."""
+    """``(x_t [B, C, H, W], t [B], cond {"prev": [B, 2, C, H, W], "context": [B, K, H, W], ...}) -> [B, C, H, W]``;
+    other conditions are global (:class:`panflow.ConditionEmbedding`, added to the time embedding)."""
 
     def __init__(self, spec: DataSpec, channels: int = 32, mults: tuple[int, ...] = (1, 2, 2), num_res: int = 1):
         super().__init__()
@@ -73,7 +77,7 @@ class WeatherUNet(nn.Module):
         if w % (2 ** self.levels):
             raise ConfigError(f"the weather UNet needs a number of longitudes divisible by {2 ** self.levels}, got {w}")
         conds = {k.name: k for k in spec.conditions}
-        self.cond_names = [n for n in ("prev", "context") if n in conds]
+        self.cond_names = [n for n in SPATIAL if n in conds]
         cin = c
         for n in self.cond_names:
             k = conds[n]
@@ -84,6 +88,8 @@ class WeatherUNet(nn.Module):
             cin += per * (k.shape[0] if n == "prev" else 1)
         tdim = 4 * channels
         self.temb = TimeEmbedding(tdim)
+        vectors = tuple(k for k in spec.conditions if k.name not in SPATIAL)
+        self.vectors = ConditionEmbedding(vectors, tdim) if vectors else None
         self.inp = SphereConv(cin, channels)
         self.down, self.pool = nn.ModuleList(), nn.ModuleList()
         chs, cur = [channels], channels
@@ -134,6 +140,8 @@ class WeatherUNet(nn.Module):
             z = torch.cat([torch.roll(z[..., :n, :].flip(-2), wq, -1), z,
                            torch.roll(z[..., z.shape[-2] - s:, :].flip(-2), wq, -1)], -2)
         temb = self.temb(t.reshape(-1) if t.dim() > 1 else t)
+        if self.vectors is not None:
+            temb = temb + self.vectors(cond, x.shape[0], x.device).to(temb.dtype)
         h = self.inp(z)
         skips = []
         for i, blocks in enumerate(self.down):
@@ -156,13 +164,17 @@ class WeatherUNet(nn.Module):
 
 
 def fits(spec: DataSpec) -> bool:
+    """Grids ``[C, H, W]`` whose spatial conditions (``prev``, ``context``) lie on the data's grid."""
     return len(spec.shape) == 3 and all(
-        c.kind == "tensor" and tuple(c.shape[-2:]) == tuple(spec.shape[-2:]) for c in spec.conditions)
+        c.kind == "tensor" and tuple(c.shape[-2:]) == tuple(spec.shape[-2:]) for c in spec.conditions if c.name in SPATIAL)
 
 
 def consumes(cond: ConditionSpec, spec: DataSpec) -> bool:
-    """Spatial tensor conditions on the data's grid, named ``prev`` or ``context``."""
-    return cond.kind == "tensor" and cond.name in ("prev", "context") and tuple(cond.shape[-2:]) == tuple(spec.shape[-2:])
+    """Spatial tensor conditions on the data's grid named ``prev`` or ``context``; any other label or
+    tensor condition as a global vector."""
+    if cond.name in SPATIAL:
+        return cond.kind == "tensor" and tuple(cond.shape[-2:]) == tuple(spec.shape[-2:])
+    return cond.kind in ("label", "tensor")
 
 
 def build_unet(spec: DataSpec, channels: int = 32, mults: list | tuple = (1, 2, 2), num_res: int = 1) -> WeatherUNet:

@@ -7,7 +7,17 @@ import math
 import pytest
 import torch
 
-from panflow import ConditionSpec, ConfigError, FlowObjective, SampleOptions, Samples, ShortcutObjective, TrainConfig, Trainer
+from panflow import (
+    ConditionSpec,
+    ConfigError,
+    DataSpec,
+    FlowObjective,
+    SampleOptions,
+    Samples,
+    ShortcutObjective,
+    TrainConfig,
+    Trainer,
+)
 from panflow.cli import main
 from panflow.coupling import (
     COUPLINGS,
@@ -147,12 +157,13 @@ class ExactShortcut(torch.nn.Module):
     def forward(self, x, t, cond):
         d = torch.exp2(-cond[STEP][:, 0].double() * self.levels)
         t = t.double()
+        t = t[:, None] if t.dim() == 1 else t  # [B, 1], or [B, 2]: a time per coordinate (independent here)
         if self.instantaneous:
             d = torch.full_like(d, 1e-6)
-        t2 = t + d  # the affine flow map extends past t = 1
-        z = (x.double() - t[:, None] * MU) / self.sigma(t)[:, None]
-        x2 = t2[:, None] * MU + self.sigma(t2)[:, None] * z
-        return ((x2 - x.double()) / (t2 - t)[:, None]).to(x.dtype)
+        t2 = t + d[:, None]  # the affine flow map extends past t = 1
+        z = (x.double() - t * MU) / self.sigma(t)
+        x2 = t2 * MU + self.sigma(t2) * z
+        return ((x2 - x.double()) / (t2 - t)).to(x.dtype)
 
 
 def test_shortcut_target_is_self_consistent_for_the_exact_flow():
@@ -165,6 +176,32 @@ def test_shortcut_target_is_self_consistent_for_the_exact_flow():
     assert float(obj.loss(ExactShortcut(obj.levels), Samples(x1), rand)) < 1e-8
     # a model blind to the step size (the instantaneous velocity everywhere) is not self-consistent
     assert float(obj.loss(ExactShortcut(obj.levels, instantaneous=True), Samples(x1), rand)) > 1e-3
+
+
+def test_shortcut_with_known_parts_and_per_element_time_is_exact_for_the_exact_flow():
+    """Per-coordinate times with some coordinates known (at t = 1, held through the half steps, out of
+    the loss): the exact flow is still self-consistent, whatever the model says on known elements."""
+
+    class LoudOnKnown(ExactShortcut):
+        def forward(self, x, t, cond):
+            return torch.where(t == 1, torch.full_like(x, 1e3), super().forward(x, t, cond))
+
+    obj = ShortcutObjective(max_steps=8, consistency_fraction=0.5, time_shape=(2,), per_element_time=True)
+    n = 512
+    g = torch.Generator().manual_seed(1)
+    x1 = MU + S * torch.randn(n, 2, generator=g)
+    rand = obj.draw(n, x1, g)
+    rand["consistency"] = torch.ones(n, dtype=torch.bool)
+    rand["known"] = torch.rand(n, 2, generator=g) < 0.3
+    assert rand["known"].any() and rand["t"].shape == (n, 2)
+    assert float(obj.loss(LoudOnKnown(obj.levels), Samples(x1), rand)) < 1e-8
+    assert float(obj.loss(ExactShortcut(obj.levels, instantaneous=True), Samples(x1), rand)) > 1e-3
+    rand["consistency"] = torch.zeros(n, dtype=torch.bool)  # FM rows keep per-coordinate times
+    fm = obj.loss(LoudOnKnown(obj.levels), Samples(x1), rand)
+    assert torch.isfinite(fm) and float(fm) < 1.0
+    res = obj.generate(ExactShortcut(obj.levels), (64, 2), SampleOptions("euler", nfe=2),
+                       known=rand["known"][:64], x_known=x1[:64], generator=torch.Generator().manual_seed(2))
+    assert res.nfe == 2 and torch.equal(res.x[rand["known"][:64]], x1[:64][rand["known"][:64]])
 
 
 def test_shortcut_sampler_uses_the_trained_step_size():
@@ -280,3 +317,72 @@ def test_shortcut_runs_on_the_core_unet_for_images(tmp_path, capsys):
     assert main(["train", "image", "--preset", "smoke", "--backbone", "dit", "--out", str(tmp_path / "dit"), "--set",
                  "flow.objective=shortcut", "--device", "cpu"]) == 2
     assert STEP in capsys.readouterr().err
+
+
+def test_init_from_starts_a_run_from_another_runs_weights(tmp_path, capsys):
+    """train.init_from loads the source's EMA weights (new keys, e.g. a shortcut's step embedding,
+    stay fresh and are listed); a misfit or a missing run is a clear error before training."""
+    from safetensors.torch import load_file
+
+    from panflow.checkpoint import find_checkpoint
+
+    src = tmp_path / "src"
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(src), "--set", "train.steps=5", "--device", "cpu"]) == 0
+    ema = load_file(str(find_checkpoint(src) / "ema.safetensors"))
+    ft = tmp_path / "ft"
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(ft), "--set", f"train.init_from={src}",
+                 "--set", "train.steps=1", "--set", "train.lr=1e-12", "--set", "train.ema_decay=0", "--device", "cpu"]) == 0
+    ckpt = find_checkpoint(ft)
+    record = json.loads((ckpt / "contract.json").read_text())["init_from"]
+    assert record["weights"] == "ema" and record["loaded"] == len(ema) and record["fresh"] == [] and record["step"] == 5
+    after = load_file(str(ckpt / "model.safetensors"))  # one step at lr 1e-12: still the source's EMA weights
+    assert all(torch.allclose(after[k], v, atol=1e-6) for k, v in ema.items())
+    sc = tmp_path / "sc"
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(sc), "--set", f"train.init_from={src}",
+                 "--set", "flow.objective=shortcut", "--set", "train.steps=2", "--device", "cpu"]) == 0
+    record = json.loads((find_checkpoint(sc) / "contract.json").read_text())["init_from"]
+    assert record["loaded"] == len(ema) and record["fresh"] and all(k not in ema for k in record["fresh"])
+    capsys.readouterr()
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(tmp_path / "wide"), "--set", f"train.init_from={src}",
+                 "--set", "model.options.width=24", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "do not fit this model" in err and "(24" in err
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(tmp_path / "none"), "--set",
+                 f"train.init_from={tmp_path / 'missing'}", "--device", "cpu"]) == 2
+    assert "train.init_from" in capsys.readouterr().err and not (tmp_path / "none" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("domain,backbone,spec", [
+    ("protein", "ca-transformer", DataSpec(
+        "continuous", (16, 3), conditions=(ConditionSpec("residues", "tensor", (16,)),), time_shape=(16,))),
+    ("weather", "latlon-unet", DataSpec(
+        "continuous", (2, 8, 16), conditions=(ConditionSpec("prev", "tensor", (2, 2, 8, 16)),
+                                             ConditionSpec("context", "tensor", (3, 8, 16))))),
+    ("video", "st-unet", DataSpec("continuous", (4, 1, 8, 8), time_shape=(4,))),
+])
+def test_domain_backbones_take_the_step_size(domain, backbone, spec):
+    """The protein, weather and video backbones embed a global vector condition (the shortcut's step
+    size), so the shortcut objective serves them with no plugin of its own; the output depends on it."""
+    from panflow import get_registry
+    from panflow.shortcut import shortcut_spec
+
+    bb = get_registry().backbone(backbone)
+    sspec = shortcut_spec(spec)
+    bb.check(sspec, domain)
+    torch.manual_seed(0)
+    model = bb.build(sspec)
+    with torch.no_grad():
+        for p in model.parameters():  # zero-initialised output layers would hide the dependence
+            p.add_(0.05 * torch.randn_like(p))
+    b = 2
+    x = torch.randn(b, *spec.shape)
+    cond = {c.name: (torch.ones(b, *c.shape) if c.name == "residues" else torch.randn(b, *c.shape))
+            for c in spec.conditions}
+    t = torch.full((b,), 0.5)
+    with torch.no_grad():
+        out1 = model(x, t, {**cond, STEP: torch.full((b, 1), 1.0)})
+        out2 = model(x, t, {**cond, STEP: torch.full((b, 1), 1 / 64)})
+        plain = model(x, t, cond)  # no step given counts as the null vector, as for any condition
+    assert out1.shape == x.shape and torch.isfinite(out1).all()
+    assert (out1 - out2).abs().max() > 1e-4
+    assert (plain - out1).abs().max() > 1e-4
