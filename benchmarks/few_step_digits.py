@@ -1,0 +1,141 @@
+"""Few-step generation on digits (sklearn 8x8, image ``small`` preset, UNet): plain flow matching,
+the shortcut model (Frans et al. 2024) and 2-rectified flow (Liu et al. 2023) at 1, 2, 4 and 64
+Euler steps, scored by the image plugin's evaluator (reference-CNN features: FD, KID, precision,
+recall, conditional accuracy) against the same held-out half and its floor.
+
+The three runs are made with the public API, exactly what the CLI does:
+
+    panflow train image --preset small --backbone unet --out WORK/plain
+    panflow train image --preset small --backbone unet --set flow.objective=shortcut --out WORK/shortcut
+    panflow reflow WORK/plain --out WORK/pairs --n 20000 --solver midpoint --nfe 32
+    panflow train image --preset small --backbone unet --set data.cache=WORK/pairs \\
+        --set flow.coupling=reflow --set train.init_from=WORK/plain --out WORK/reflow
+
+A run (or the pairs) already finished in WORK is reused. Training cost is read from each run's
+``metrics.jsonl`` (steps over the logged steps/s), so it is the run's own time whichever session
+made it; the pairs' generation time from their ``cache.json``.
+
+    OMP_NUM_THREADS=1 python benchmarks/few_step_digits.py [--work runs/few_step_digits] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from panflow import Row, SampleOptions, ScoreCard, bar, hardware, write_result
+from panflow.reflow import write_pairs
+from panflow.run import build_config, load_run, train
+from panflow_image.evaluate import notes, real_rows, reference, row_metrics
+
+NFES = (1, 2, 4, 64)
+BAR_FD = 1.10  # the issue: FD at 1 and 2 steps within 10 % of the plain model's 64-step FD
+RUNS = {"plain FM": {}, "shortcut": {"flow.objective": "shortcut"}}
+
+
+def train_seconds(run_dir: Path) -> float:
+    """Seconds of training in a run's log: each logged interval's steps over its steps/s."""
+    recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    total, last = 0.0, 0
+    for r in recs:
+        total += (r["step"] - last) / r["steps_per_s"]
+        last = r["step"]
+    return total
+
+
+def finished(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()) and \
+        (run_dir / "metrics.jsonl").exists()
+
+
+def make_run(work: Path, name: str, preset: str, overrides: dict, log: list[str]) -> Path:
+    out = work / name
+    if finished(out):
+        log.append(f"{name}: reused {out}")
+        return out
+    cfg = build_config("image", preset, backbone="unet", overrides={**overrides, "train.device": "cpu"})
+    train(cfg, out)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", choices=("smoke", "small"), default="small")
+    ap.add_argument("--work", default="runs/few_step_digits", help="where the three runs and the pairs live")
+    ap.add_argument("--pairs", type=int, default=20000, help="reflow pairs to draw from the plain model")
+    ap.add_argument("--n", type=int, default=None, help="images per row (default: the whole held-out half)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(Path(__file__).with_name("results")))
+    args = ap.parse_args()
+    t_start, work, seed, log = time.perf_counter(), Path(args.work), args.seed, []
+    dirs = {name: make_run(work, name.split()[0], args.preset, ov, log) for name, ov in RUNS.items()}
+    pairs = work / "pairs"
+    if not (pairs / "cache.json").exists():
+        write_pairs(load_run(dirs["plain FM"], device="cpu"), pairs, args.pairs, SampleOptions("midpoint", nfe=32),
+                    seed=seed)
+    else:
+        log.append(f"pairs: reused {pairs}")
+    pinfo = json.loads((pairs / "cache.json").read_text())
+    dirs["2-rectified FM"] = make_run(work, "reflow", args.preset, {"data.cache": str(pairs), "flow.coupling": "reflow",
+                                                       "train.init_from": str(dirs["plain FM"])}, log)
+
+    plain = load_run(dirs["plain FM"], device="cpu")
+    bundle = plain.load_data()
+    k = plain.raw_spec.num_classes
+    ref = reference(bundle, k, args.n, seed)
+    card = ScoreCard("few_step_digits", rows=real_rows(ref, bundle.train, k, seed))
+    fd: dict[str, dict[int, float]] = {}
+    secs = {name: train_seconds(d) for name, d in dirs.items()}
+    for name, d in dirs.items():
+        run = plain if name == "plain FM" else load_run(d, device="cpu")
+        fd[name] = {}
+        for nfe in NFES:
+            gen, setup = run.generate(len(ref.ref), run.options(solver="euler", nfe=nfe), labels=ref.ref.y, seed=seed)
+            m = row_metrics(ref, gen.x, ref.ref.y, seed)
+            fd[name][nfe] = m["fd"]
+            card.rows.append(Row(f"model · {name} · {nfe} step{'s' if nfe > 1 else ''}", m,
+                                 {**setup, "train_s": round(secs[name], 1)}))
+    target = BAR_FD * fd["plain FM"][64]
+    cost = {"shortcut": secs["shortcut"] / secs["plain FM"],
+            "2-rectified FM": (secs["plain FM"] + pinfo["reflow"]["wall_s"] + secs["2-rectified FM"]) / secs["plain FM"]}
+    for name in ("shortcut", "2-rectified FM"):
+        for nfe in (1, 2):
+            card.bars.append(bar(f"{name} FD at {nfe} step{'s' if nfe > 1 else ''}", fd[name][nfe], "<=", target,
+                                 f"1.1 x plain FM's 64-step FD {fd['plain FM'][64]:.3f}"))
+        card.bars.append(bar(f"{name} training time / plain FM's", cost[name], "<=", 1.2,
+                             "whole runs" + (" + pairs" if name != "shortcut" else "")))
+    floor = card.rows[0].metrics
+    if args.preset == "smoke":
+        card.notes.insert(0, "Smoke preset: plumbing only (seconds of training); the numbers mean nothing.")
+    wall = time.perf_counter() - t_start
+    card.extra.update({"fd": fd, "train_s": secs, "pairs": {k2: pinfo["reflow"][k2] for k2 in ("solver", "nfe", "wall_s")}
+                       | {"n": pinfo["samples"]}, "cost_ratio": cost, "classifier": ref.info, "wall_s": wall,
+                       "hardware": hardware(), "runs": {k2: str(v) for k2, v in dirs.items()}})
+    card.notes += [
+        f"Digits: sklearn 8x8, train {len(bundle.train)}, held-out {len(bundle.val)}; rows compare N={len(ref.ref)} "
+        f"samples (drawn for the held-out half's labels) with that half; floor FD {floor['fd']:.3f} "
+        f"(95 % re-split interval {floor['fd_lo']:.3f}-{floor['fd_hi']:.3f}).",
+        f"All runs: image `{args.preset}` preset, UNet, {plain.cfg.train.steps} steps at batch {plain.cfg.train.batch_size}; "
+        "Euler steps, EMA weights, the preset's guidance. Shortcut: `flow.objective = \"shortcut\"` from scratch, "
+        "step size d = 1/NFE. 2-rectified FM: the plain model's own (noise, sample) pairs "
+        f"({pinfo['samples']}, {pinfo['reflow']['solver']} {pinfo['reflow']['nfe']} NFE, "
+        f"{pinfo['reflow']['wall_s']:.0f} s), then flow matching on them from the plain model's weights "
+        "(`train.init_from`).",
+        "Training seconds (from each run's log; other jobs shared the 2 cores, so ratios carry that noise): "
+        + ", ".join(f"{n} {s:.0f} s" for n, s in secs.items()) + ".",
+        *notes(ref.info), *log,
+        f"Whole benchmark wall time {wall:.0f} s; {hardware()['processor']}, torch {hardware()['torch']}, "
+        f"{torch.get_num_threads()} thread(s).",
+    ]
+    md = [f"# Few-step generation: digits (image `{args.preset}`, UNet, seed {seed})", "", card.to_markdown(), "",
+          f"Command: `OMP_NUM_THREADS=1 python benchmarks/few_step_digits.py --preset {args.preset}`"]
+    write_result(args.out, "few_step_digits", {"benchmark": "few_step_digits", **card.to_json()}, "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
