@@ -11,11 +11,12 @@ The three runs are made with the public API, exactly what the CLI does:
     panflow train image --preset small --backbone unet --set data.cache=WORK/pairs \\
         --set flow.coupling=reflow --set train.init_from=WORK/plain --out WORK/reflow
 
-A run (or the pairs) already finished in WORK is reused. Training cost is read from each run's
+A run finished in WORK with the same config (or pairs of the same count from that plain run) is
+reused; an unfinished or different one is an error, never scored as this one. Training cost is read from each run's
 ``metrics.jsonl`` (steps over the logged steps/s), so it is the run's own time whichever session
 made it; the pairs' generation time from their ``cache.json``.
 
-    OMP_NUM_THREADS=1 python benchmarks/few_step_digits.py [--work runs/few_step_digits] [--out benchmarks/results]
+    OMP_NUM_THREADS=1 python benchmarks/few_step_digits.py [--preset small] [--work DIR] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from pathlib import Path
 import torch
 
 from panflow import Row, SampleOptions, ScoreCard, bar, hardware, write_result
+from panflow.checkpoint import find_checkpoint, load_contract
 from panflow.reflow import write_pairs
+from panflow.resume import differences
 from panflow.run import build_config, load_run, train
 from panflow_image.evaluate import notes, real_rows, reference, row_metrics
 
@@ -47,17 +50,25 @@ def train_seconds(run_dir: Path) -> float:
     return total
 
 
-def finished(run_dir: Path) -> bool:
-    return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()) and \
-        (run_dir / "metrics.jsonl").exists()
+def reusable(run_dir: Path, cfg) -> bool:
+    """True when ``run_dir`` holds this exact config trained to its last step; False when it holds
+    nothing; an unfinished or different run there is an error (never scored as this one)."""
+    if not (run_dir / "checkpoints").is_dir() or not any((run_dir / "checkpoints").glob("step_*")):
+        return False
+    contract = load_contract(find_checkpoint(run_dir))
+    diffs = differences(contract["config"], cfg.to_dict())
+    if diffs or contract.get("step") != cfg.train.steps or not (run_dir / "metrics.jsonl").exists():
+        raise SystemExit(f"{run_dir} holds another or an unfinished run (step {contract.get('step')} of "
+                         f"{cfg.train.steps}; config differences: {sorted(diffs)[:6]}); remove it or choose another --work")
+    return True
 
 
 def make_run(work: Path, name: str, preset: str, overrides: dict, log: list[str]) -> Path:
     out = work / name
-    if finished(out):
+    cfg = build_config("image", preset, backbone="unet", overrides={**overrides, "train.device": "cpu"})
+    if reusable(out, cfg):
         log.append(f"{name}: reused {out}")
         return out
-    cfg = build_config("image", preset, backbone="unet", overrides={**overrides, "train.device": "cpu"})
     train(cfg, out)
     return out
 
@@ -65,13 +76,15 @@ def make_run(work: Path, name: str, preset: str, overrides: dict, log: list[str]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", choices=("smoke", "small"), default="small")
-    ap.add_argument("--work", default="runs/few_step_digits", help="where the three runs and the pairs live")
+    ap.add_argument("--work", default=None, help="where the three runs and the pairs live "
+                    "(default runs/few_step_digits_PRESET)")
     ap.add_argument("--pairs", type=int, default=20000, help="reflow pairs to draw from the plain model")
     ap.add_argument("--n", type=int, default=None, help="images per row (default: the whole held-out half)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).with_name("results")))
     args = ap.parse_args()
-    t_start, work, seed, log = time.perf_counter(), Path(args.work), args.seed, []
+    work = Path(args.work or f"runs/few_step_digits_{args.preset}")
+    t_start, seed, log = time.perf_counter(), args.seed, []
     dirs = {name: make_run(work, name.split()[0], args.preset, ov, log) for name, ov in RUNS.items()}
     pairs = work / "pairs"
     if not (pairs / "cache.json").exists():
@@ -80,6 +93,10 @@ def main() -> None:
     else:
         log.append(f"pairs: reused {pairs}")
     pinfo = json.loads((pairs / "cache.json").read_text())
+    made_by = Path(pinfo["reflow"]["run"]).resolve()
+    if pinfo["samples"] != args.pairs or made_by != dirs["plain FM"].resolve():
+        raise SystemExit(f"{pairs} holds {pinfo['samples']} pairs of {made_by}, not {args.pairs} of "
+                         f"{dirs['plain FM']}; remove it or choose another --work")
     dirs["2-rectified FM"] = make_run(work, "reflow", args.preset, {"data.cache": str(pairs), "flow.coupling": "reflow",
                                                        "train.init_from": str(dirs["plain FM"])}, log)
 
@@ -107,7 +124,8 @@ def main() -> None:
             card.bars.append(bar(f"{name} FD at {nfe} step{'s' if nfe > 1 else ''}", fd[name][nfe], "<=", target,
                                  f"1.1 x plain FM's 64-step FD {fd['plain FM'][64]:.3f}"))
         card.bars.append(bar(f"{name} training time / plain FM's", cost[name], "<=", 1.2,
-                             "whole runs" + (" + pairs" if name != "shortcut" else "")))
+                             "whole runs at the same step budget" + (" + pairs" if name != "shortcut" else ""),
+                             kind="speed"))
     floor = card.rows[0].metrics
     if args.preset == "smoke":
         card.notes.insert(0, "Smoke preset: plumbing only (seconds of training); the numbers mean nothing.")

@@ -313,8 +313,10 @@ def consumes_labels(cond: ConditionSpec, spec: DataSpec) -> bool:
 
 def consumes_labels_and_vectors(cond: ConditionSpec, spec: DataSpec) -> bool:
     """For backbones that embed labels and global tensor conditions (:class:`panflow.UNet` with
-    ``conditions=``, anything built on :class:`panflow.ConditionEmbedding`)."""
-    return cond.kind in ("label", "tensor")
+    ``conditions=``, anything built on :class:`panflow.ConditionEmbedding`): labels and tensor
+    conditions of at most one axis. A grid or per-element tensor (two or more axes) is refused, not
+    flattened into a global vector; a backbone that places such a condition says so in its own rule."""
+    return cond.kind == "label" or (cond.kind == "tensor" and len(cond.shape) <= 1)
 
 
 @dataclass

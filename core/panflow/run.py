@@ -178,10 +178,12 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False) -> Path:
     contract = make_contract(a, cfg, bundle.meta, info.version if info else "")
     model, objective, encoder = a.model, a.objective, a.encoder
     if cfg.train.init_from and plan is None:  # a resumed run's weights come from its own checkpoint
-        contract["init_from"] = init_from_run(model, cfg.train.init_from)
+        contract["init_from"] = init_from_run(model, cfg.train.init_from, contract)
     if plan is not None:  # resume.py: same data/model as the checkpoint, history of safe changes
         resume_mod.check_same_data(plan, contract)
         contract["history"] = plan.history
+        if "init_from" in plan.contract:  # the run still did not start from scratch
+            contract["init_from"] = plan.contract["init_from"]
     out.mkdir(parents=True, exist_ok=True)
     save_toml(cfg, out / "config.toml")
     trainer = Trainer(model, objective, data, cfg.train, out, contract,

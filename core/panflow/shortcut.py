@@ -182,7 +182,8 @@ class ShortcutObjective(FlowObjective):
         if STEP in [c.name for c in base.conditions]:
             raise ContractError("a shortcut contract lists 'step' among the data's conditions")
         return cls(base.path, base.prediction, base.time_sampler, conditions=base.conditions, t_eps=base.t_eps,
-                   time_shape=base.time_shape, max_steps=int(d.get("max_steps", 128)),
+                   time_shape=base.time_shape, known=base.known, per_element_time=base.per_element_time,
+                   max_steps=int(d.get("max_steps", 128)),
                    consistency_fraction=float(d.get("consistency_fraction", 0.25)))
 
 

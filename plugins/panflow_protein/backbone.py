@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from panflow import AdaLNBlock, AdaLNOutput, ConditionEmbedding, DataSpec, Rotary, TimeEmbedding
+from panflow import AdaLNBlock, AdaLNOutput, ConditionEmbedding, DataSpec, Rotary, TimeEmbedding, consumes_labels_and_vectors
 
 from .internal import CHANNELS
 
@@ -141,12 +141,12 @@ def fits(spec: DataSpec) -> bool:
 
 
 def consumes(cond, spec: DataSpec) -> bool:
-    """Per-residue ``residues [L]`` (mask) and ``seq [L, D]``; any other label or tensor condition as a
-    global vector (added to the adaLN modulation)."""
+    """Per-residue ``residues [L]`` (mask) and ``seq [L, D]``; any other label or one-axis tensor
+    condition as a global vector (added to the adaLN modulation)."""
     length = spec.shape[0]
     if cond.name in PER_RESIDUE:
         return (cond.name == "residues" and cond.shape == (length,)) or (cond.name == "seq" and cond.shape[:1] == (length,))
-    return cond.kind in ("label", "tensor")
+    return consumes_labels_and_vectors(cond, spec)
 
 
 def build(spec: DataSpec, dim: int = 128, depth: int = 4, heads: int = 4, shells: int = 16,

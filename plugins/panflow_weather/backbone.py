@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from panflow import ConditionEmbedding, ConditionSpec, ConfigError, DataSpec, TimeEmbedding
+from panflow import ConditionEmbedding, ConditionSpec, ConfigError, DataSpec, TimeEmbedding, consumes_labels_and_vectors
 
 SPATIAL = ("prev", "context")  # conditions concatenated to the input; the rest are global vectors
 
@@ -171,10 +171,10 @@ def fits(spec: DataSpec) -> bool:
 
 def consumes(cond: ConditionSpec, spec: DataSpec) -> bool:
     """Spatial tensor conditions on the data's grid named ``prev`` or ``context``; any other label or
-    tensor condition as a global vector."""
+    one-axis tensor condition as a global vector."""
     if cond.name in SPATIAL:
         return cond.kind == "tensor" and tuple(cond.shape[-2:]) == tuple(spec.shape[-2:])
-    return cond.kind in ("label", "tensor")
+    return consumes_labels_and_vectors(cond, spec)
 
 
 def build_unet(spec: DataSpec, channels: int = 32, mults: list | tuple = (1, 2, 2), num_res: int = 1) -> WeatherUNet:

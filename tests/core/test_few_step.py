@@ -1,5 +1,6 @@
 """Few-step generation in the core: minibatch-OT couplings and the shortcut objective (issue 19)."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -196,12 +197,29 @@ def test_shortcut_with_known_parts_and_per_element_time_is_exact_for_the_exact_f
     assert rand["known"].any() and rand["t"].shape == (n, 2)
     assert float(obj.loss(LoudOnKnown(obj.levels), Samples(x1), rand)) < 1e-8
     assert float(obj.loss(ExactShortcut(obj.levels, instantaneous=True), Samples(x1), rand)) > 1e-3
+    seen = []  # every input the model sees, the second half step's included, holds the known values
+
+    class Recording(LoudOnKnown):
+        def forward(self, x, t, cond):
+            seen.append(x.detach().clone())
+            return super().forward(x, t, cond)
+
+    obj.loss(Recording(obj.levels), Samples(x1), rand)
+    assert len(seen) >= 3 and all(len(x) == n for x in seen)
+    assert all(torch.equal(x[rand["known"]], x1[rand["known"]]) for x in seen)
     rand["consistency"] = torch.zeros(n, dtype=torch.bool)  # FM rows keep per-coordinate times
     fm = obj.loss(LoudOnKnown(obj.levels), Samples(x1), rand)
     assert torch.isfinite(fm) and float(fm) < 1.0
     res = obj.generate(ExactShortcut(obj.levels), (64, 2), SampleOptions("euler", nfe=2),
                        known=rand["known"][:64], x_known=x1[:64], generator=torch.Generator().manual_seed(2))
     assert res.nfe == 2 and torch.equal(res.x[rand["known"][:64]], x1[:64][rand["known"][:64]])
+
+
+def test_shortcut_contract_round_trips_known_parts_and_per_element_time():
+    obj = ShortcutObjective(max_steps=16, consistency_fraction=0.5, time_shape=(4,), known="random",
+                            per_element_time=True)
+    back = ShortcutObjective.from_json(json.loads(json.dumps(obj.to_json())))
+    assert back.to_json() == obj.to_json() and back.per_element_time and back.known.name == "random"
 
 
 def test_shortcut_sampler_uses_the_trained_step_size():
@@ -335,14 +353,25 @@ def test_init_from_starts_a_run_from_another_runs_weights(tmp_path, capsys):
     ckpt = find_checkpoint(ft)
     record = json.loads((ckpt / "contract.json").read_text())["init_from"]
     assert record["weights"] == "ema" and record["loaded"] == len(ema) and record["fresh"] == [] and record["step"] == 5
+    assert record["sha256"] == json.loads((find_checkpoint(src) / "contract.json").read_text())["sha256"]["ema.safetensors"]
     after = load_file(str(ckpt / "model.safetensors"))  # one step at lr 1e-12: still the source's EMA weights
     assert all(torch.allclose(after[k], v, atol=1e-6) for k, v in ema.items())
     sc = tmp_path / "sc"
     assert main(["train", "toy2d", "--preset", "smoke", "--out", str(sc), "--set", f"train.init_from={src}",
-                 "--set", "flow.objective=shortcut", "--set", "train.steps=2", "--device", "cpu"]) == 0
+                 "--set", "flow.objective=shortcut", "--set", "train.steps=2", "--set", "train.checkpoint_every=1",
+                 "--device", "cpu"]) == 0
     record = json.loads((find_checkpoint(sc) / "contract.json").read_text())["init_from"]
     assert record["loaded"] == len(ema) and record["fresh"] and all(k not in ema for k in record["fresh"])
+    import shutil
+    shutil.rmtree(find_checkpoint(sc))  # back to step 1, then resume: the record stays in every checkpoint
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(sc), "--set", f"train.init_from={src}",
+                 "--set", "flow.objective=shortcut", "--set", "train.steps=2", "--set", "train.checkpoint_every=1",
+                 "--device", "cpu", "--resume"]) == 0
+    assert json.loads((find_checkpoint(sc) / "contract.json").read_text())["init_from"] == record
     capsys.readouterr()
+    assert main(["train", "toy2d", "--preset", "smoke", "--out", str(tmp_path / "vp"), "--set", f"train.init_from={src}",
+                 "--set", "flow.prediction=noise", "--device", "cpu"]) == 2
+    assert "another field" in capsys.readouterr().err
     assert main(["train", "toy2d", "--preset", "smoke", "--out", str(tmp_path / "wide"), "--set", f"train.init_from={src}",
                  "--set", "model.options.width=24", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
@@ -386,3 +415,6 @@ def test_domain_backbones_take_the_step_size(domain, backbone, spec):
     assert out1.shape == x.shape and torch.isfinite(out1).all()
     assert (out1 - out2).abs().max() > 1e-4
     assert (plain - out1).abs().max() > 1e-4
+    grid = ConditionSpec("orography", "tensor", tuple(spec.shape[-2:]))  # two axes: not a global vector
+    with pytest.raises(ConfigError, match="orography"):
+        bb.check(dataclasses.replace(sspec, conditions=(*sspec.conditions, grid)), domain)
