@@ -138,7 +138,8 @@ def ablate_domain(domain: str, preset: str, seed: int, n: int, variants: list[Va
             run, train_s = fit(v.name, v.overrides, train_seed)
             evaluate = run.domain.evaluate or default_evaluate
             t0 = time.perf_counter()
-            value = _score(run, evaluate, n, train_seed, head)
+            solver = run.cfg.sample.solver  # the preset's sampler, at a step count this model was trained for
+            value = _score(run, evaluate, n, train_seed, head, solver, run.objective.usable_nfe(solver, run.cfg.sample.nfe))
         except Exception as exc:  # a variant that diverges (or breaks its evaluator) is a result; the default failing is not
             if v.name == "default":
                 raise

@@ -180,6 +180,10 @@ class FlowObjective:
 
         return fn
 
+    def usable_nfe(self, solver: str, nfe: int) -> int:
+        """The step count to sample with when ``nfe`` is asked of ``solver``: any count works for a flow."""
+        return int(nfe)
+
     def field(self, model: torch.nn.Module, cond: dict[str, torch.Tensor] | None = None,
               opts: SampleOptions | None = None, batch: int | None = None, device: torch.device | str = "cpu"):
         """The (guided) velocity field ``f(x, s)`` over solver time ``s [B]``, with nothing known."""

@@ -159,6 +159,13 @@ class ShortcutObjective(FlowObjective):
                            f"'{opts.solver}': use one of {self.supported_nfe} (or more than {2 ** self.levels}), or a "
                            "solver that integrates its flow branch (midpoint, heun, rk4, dopri5)")
 
+    def usable_nfe(self, solver: str, nfe: int) -> int:
+        """``nfe`` where the model takes it with ``solver``, else the smallest trained step count above it
+        (a step-aware solver takes only powers of two up to ``max_steps``, or more than ``max_steps``)."""
+        if solver not in STEP_SOLVERS or nfe in self.supported_nfe or nfe > 2 ** self.levels:
+            return int(nfe)
+        return min(k for k in self.supported_nfe if k >= nfe)
+
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, shape: tuple[int, ...], opts: SampleOptions, **kw: Any) -> SampleResult:
         """As :meth:`FlowObjective.generate`; Euler/shortcut steps use the step size they take."""

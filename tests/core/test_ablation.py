@@ -96,6 +96,17 @@ def test_a_failing_variant_is_reported_and_the_rest_still_run(tmp_path, monkeypa
     assert "failed†" in (tmp_path / "ablation.md").read_text()
 
 
+def test_a_step_aware_variant_is_scored_at_a_step_count_it_was_trained_for(tmp_path, monkeypatch):
+    from panflow.ablation import Variant
+
+    sc = VARIANTS["objective=shortcut"]
+    monkeypatch.setitem(VARIANTS, "sc6", Variant("sc6", "test", {**sc.overrides, "sample.solver": "euler",
+                                                                "sample.nfe": 6}, "6 is no power of two"))
+    path = ablate(["toy2d"], "smoke", tmp_path, n=64, variants=["sc6"], log=lambda m: None, sweep=(("euler", (2,)),))
+    row = next(r for r in json.loads(path.read_text())["domains"]["toy2d"]["rows"] if r["variant"] == "sc6")
+    assert row["value"] is not None and (row["solver"], row["nfe"]) == ("euler", 8)
+
+
 def test_an_interrupted_ablation_keeps_finished_domains(tmp_path):
     kw = dict(n=64, variants=["t=shifted"], log=lambda m: None, sweep=(("euler", (2,)),))
     first = json.loads(ablate(["toy2d"], "smoke", tmp_path, **kw).read_text())

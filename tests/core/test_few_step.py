@@ -240,6 +240,8 @@ def test_shortcut_sampler_uses_the_trained_step_size():
     assert torch.allclose(res.x, MU + S * x0, atol=0.05)  # O(1/128) bias of the finest-step average
     back = ShortcutObjective.from_json(json.loads(json.dumps(obj.to_json())))
     assert back.supported_nfe == [1, 2, 4, 8] and back.to_json() == obj.to_json()
+    assert [obj.usable_nfe("euler", k) for k in (1, 3, 6, 8, 9)] == [1, 4, 8, 8, 9]  # up to the trained step
+    assert obj.usable_nfe("heun", 3) == 3 and FlowObjective().usable_nfe("euler", 3) == 3
 
 
 def test_shortcut_refuses_paths_it_cannot_step():
