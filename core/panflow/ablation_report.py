@@ -52,8 +52,11 @@ def ablation_markdown(result: dict[str, Any]) -> str:
                 cells.append("failed†")
                 failures.append(f"† {d}, `{n}`: {x['error']}")
                 continue
+            own = rows.get("default", {})
+            at = "" if x is None or (x.get("solver"), x.get("nfe")) == (own.get("solver"), own.get("nfe")) else \
+                f" (at {x.get('solver')} NFE {x.get('nfe')})"  # a step-aware model samples at its trained steps
             cells.append("–" if x is None else
-                         f"{_fmt(x['ratio'])} {verdict(x['ratio'], r['seed_gap'], r['higher_is_better'])}".strip())
+                         f"{_fmt(x['ratio'])} {verdict(x['ratio'], r['seed_gap'], r['higher_is_better'])}".strip() + at)
         default = rows.get("default", {}).get("value")
         lines.append(f"| {d} | {head} {arrow} | {_fmt(default)} | {_fmt(r['seed_gap'])} | " + " | ".join(cells) + " |")
     lines += ["", *failures] if failures else []

@@ -105,6 +105,7 @@ def test_a_step_aware_variant_is_scored_at_a_step_count_it_was_trained_for(tmp_p
     path = ablate(["toy2d"], "smoke", tmp_path, n=64, variants=["sc6"], log=lambda m: None, sweep=(("euler", (2,)),))
     row = next(r for r in json.loads(path.read_text())["domains"]["toy2d"]["rows"] if r["variant"] == "sc6")
     assert row["value"] is not None and (row["solver"], row["nfe"]) == ("euler", 8)
+    assert "(at euler NFE 8)" in (tmp_path / "ablation.md").read_text()
 
 
 def test_an_interrupted_ablation_keeps_finished_domains(tmp_path):
