@@ -29,18 +29,20 @@ def test_few_step_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_few_step_digits_smoke(tmp_path):
-    """The digits few-step benchmark makes its three runs and the pairs, reuses them, and scores them."""
+    """The digits few-step benchmark makes its four runs and the pairs, reuses them, and scores them."""
     cmd = [sys.executable, str(ROOT / "benchmarks" / "few_step_digits.py"), "--preset", "smoke", "--pairs", "64",
            "--work", str(tmp_path / "work"), "--out", str(tmp_path)]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
     result = json.loads((tmp_path / "few_step_digits.json").read_text())
     roles = [r["role"] for r in result["rows"]]
     assert roles[:2] == ["floor", "baseline"]
-    for name in ("plain FM", "shortcut", "2-rectified FM"):
+    for name in ("plain FM", "shortcut", "2-rectified FM", "2-rectified FM, U-shaped t"):
         assert [result["fd"][name][k] > 0 for k in ("1", "2", "4", "64")] == [True] * 4
-    assert len(result["bars"]) == 6 and result["pairs"]["n"] == 64
+    assert len(result["bars"]) == 9 and result["pairs"]["n"] == 64
     contract = next((tmp_path / "work" / "reflow" / "checkpoints").glob("step_*/contract.json"))
     assert json.loads(contract.read_text())["init_from"]["run"]
+    contract_u = json.loads(next((tmp_path / "work" / "reflow_u" / "checkpoints").glob("step_*/contract.json")).read_text())
+    assert contract_u["objective"]["time_sampler"] == {"name": "u_shaped", "a": 4.0}
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)  # second time: all reused
     again = json.loads((tmp_path / "few_step_digits.json").read_text())
-    assert sum("reused" in n for n in again["notes"]) == 4
+    assert sum("reused" in n for n in again["notes"]) == 5

@@ -30,7 +30,8 @@ def _time_sampler(cfg: RunConfig) -> Any:
     f = cfg.flow
     return {"uniform": "uniform",
             "logit_normal": {"name": "logit_normal", "mean": f.logit_mean, "std": f.logit_std},
-            "shifted": {"name": "shifted", "shift": f.time_shift}}.get(f.time_sampler, f.time_sampler)
+            "shifted": {"name": "shifted", "shift": f.time_shift},
+            "u_shaped": {"name": "u_shaped", "a": f.u_shape}}.get(f.time_sampler, f.time_sampler)
 
 
 def build_flow(spec: DataSpec, cfg: RunConfig, domain: Domain) -> FlowObjective:

@@ -51,10 +51,11 @@ class ModelConfig:
 class FlowConfig:
     schedule: str = "linear"   # linear | cosine | vp-linear | vp-cosine | vp-sigmoid (masked: linear | cosine)
     prediction: str = "velocity"
-    time_sampler: str = "uniform"  # uniform | logit_normal | shifted
+    time_sampler: str = "uniform"  # uniform | logit_normal | shifted | u_shaped
     logit_mean: float = 0.0
     logit_std: float = 1.0
     time_shift: float = 3.0
+    u_shape: float = 4.0       # u_shaped: p(t) ∝ cosh(a(t − ½)), a = this (Lee et al. 2024)
     label_dropout: float = 0.1  # training dropout of the class label (classifier-free guidance)
     cond_dropout: dict = field(default_factory=dict)  # {condition: p}: overrides the domain's dropout
     known: str = ""            # known-part sampler ("" = the domain's default): none | prefix | random
@@ -232,7 +233,7 @@ def save_toml(cfg: RunConfig, path: str | Path) -> None:
 # -- value checks: a nonsensical value is an error naming the key, never silently accepted --------
 CHOICES = {"train.optimizer": ("adam", "adamw"), "train.lr_schedule": ("constant", "cosine"),
            "train.amp": ("auto", "bf16", "off"), "train.strategy": ("ddp", "fsdp"),
-           "flow.time_sampler": ("uniform", "logit_normal", "shifted")}
+           "flow.time_sampler": ("uniform", "logit_normal", "shifted", "u_shaped")}
 # key: (lowest, highest, lowest allowed, highest allowed) as an interval check
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "train.steps": (0, math.inf, True, False), "train.batch_size": (1, math.inf, True, False),
@@ -245,7 +246,8 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "train.max_bad_steps": (0, math.inf, True, False), "train.stop_check_every": (1, math.inf, True, False),
     "train.dist_timeout_s": (0, math.inf, False, False), "data.val_fraction": (0, 1, False, False),
     "flow.label_dropout": (0, 1, True, False), "flow.logit_std": (0, math.inf, False, False),
-    "flow.time_shift": (0, math.inf, False, False), "sample.nfe": (1, math.inf, True, False),
+    "flow.time_shift": (0, math.inf, False, False), "flow.u_shape": (0, math.inf, False, False),
+    "sample.nfe": (1, math.inf, True, False),
     "sample.guidance": (0, math.inf, True, False), "sample.noise_scale": (0, math.inf, True, False),
     "sample.n": (1, math.inf, True, False),
     "sample.resample": (1, math.inf, True, False),

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from panflow import LogitNormalTime, ShiftedTime, UniformTime, cfg_field, make_time_sampler
+from panflow import LogitNormalTime, ShiftedTime, UniformTime, UShapedTime, build_config, cfg_field, make_time_sampler
 
 
 def _model(x, t, c):
@@ -27,7 +27,7 @@ def test_guidance_interval_uses_conditional_outside():
     torch.testing.assert_close(out[[1, 2]], _model(x, t, null)[[1, 2]])
 
 
-@pytest.mark.parametrize("sampler", [UniformTime(), LogitNormalTime(0.5, 0.8), ShiftedTime(3.0)])
+@pytest.mark.parametrize("sampler", [UniformTime(), LogitNormalTime(0.5, 0.8), ShiftedTime(3.0), UShapedTime(4.0)])
 def test_time_samplers_range_and_round_trip(sampler):
     t = sampler.sample(10000, torch.Generator().manual_seed(0))
     assert t.shape == (10000,) and float(t.min()) >= 0 and float(t.max()) <= 1
@@ -44,3 +44,23 @@ def test_time_sampler_distributions():
     assert float(sh.mean()) < 0.4  # pushed towards noise
     with pytest.raises(ValueError):
         LogitNormalTime(0, -1)
+
+
+def test_u_shaped_time_matches_its_density_and_is_reachable_from_the_config():
+    import math
+
+    a, n = 4.0, 200_000
+    t = UShapedTime(a).sample(n, torch.Generator().manual_seed(1))
+    edges = torch.linspace(0, 1, 11, dtype=torch.float64)
+    cdf = torch.sinh(a * (edges - 0.5)) / (2 * math.sinh(a / 2)) + 0.5  # ∫ a cosh(a(s − ½)) / (2 sinh(a/2)) ds
+    expected = (cdf[1:] - cdf[:-1]) * n
+    counts = torch.histc(t.double(), bins=10, min=0, max=1)
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 30  # 9 degrees of freedom: p ≈ 4e-4 at 30
+    assert abs(float(t.mean()) - 0.5) < 0.005 and float(counts[0] / counts[5]) > 2.5  # symmetric, heavy ends (3.05 for a = 4)
+    with pytest.raises(ValueError):
+        UShapedTime(0.0)
+    cfg = build_config("toy2d", "smoke", overrides={"flow.time_sampler": "u_shaped", "flow.u_shape": 2.5})
+    from panflow.assembly import _time_sampler
+
+    assert _time_sampler(cfg) == {"name": "u_shaped", "a": 2.5}
