@@ -33,9 +33,8 @@ from pathlib import Path
 import torch
 
 from panflow import Row, SampleOptions, ScoreCard, bar, hardware, write_result
-from panflow.checkpoint import find_checkpoint, load_contract
 from panflow.reflow import write_pairs
-from panflow.resume import differences
+from panflow.resume import differences, saved_run
 from panflow.run import build_config, load_run, train
 from panflow_image.evaluate import notes, real_rows, reference, row_metrics
 
@@ -60,17 +59,17 @@ def reusable(run_dir: Path, cfg) -> bool:
     nothing; an unfinished or different run there is an error (never scored as this one)."""
     if not (run_dir / "checkpoints").is_dir() or not any((run_dir / "checkpoints").glob("step_*")):
         return False
-    contract = load_contract(find_checkpoint(run_dir))
-    diffs = differences(contract["config"], cfg.to_dict())
+    _, contract, saved = saved_run(run_dir)  # saved config with today's defaults for keys added since, as --resume
+    diffs = differences(saved.to_dict(), cfg.to_dict())
     if diffs or contract.get("step") != cfg.train.steps or not (run_dir / "metrics.jsonl").exists():
         raise SystemExit(f"{run_dir} holds another or an unfinished run (step {contract.get('step')} of "
                          f"{cfg.train.steps}; config differences: {sorted(diffs)[:6]}); remove it or choose another --work")
     return True
 
 
-def make_run(work: Path, name: str, preset: str, overrides: dict, log: list[str]) -> Path:
+def make_run(work: Path, name: str, preset: str, overrides: dict, log: list[str], seed: int = 0) -> Path:
     out = work / name
-    cfg = build_config("image", preset, backbone="unet", overrides={**overrides, "train.device": "cpu"})
+    cfg = build_config("image", preset, backbone="unet", overrides={**overrides, "train.device": "cpu", "train.seed": seed})
     if reusable(out, cfg):
         log.append(f"{name}: reused {out}")
         return out
@@ -85,12 +84,12 @@ def main() -> None:
                     "(default runs/few_step_digits_PRESET)")
     ap.add_argument("--pairs", type=int, default=20000, help="reflow pairs to draw from the plain model")
     ap.add_argument("--n", type=int, default=None, help="images per row (default: the whole held-out half)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed of every run, and the pairs' and samples' seed")
     ap.add_argument("--out", default=str(Path(__file__).with_name("results")))
     args = ap.parse_args()
     work = Path(args.work or f"runs/few_step_digits_{args.preset}")
     t_start, seed, log = time.perf_counter(), args.seed, []
-    dirs = {name: make_run(work, name.split()[0], args.preset, ov, log) for name, ov in RUNS.items()}
+    dirs = {name: make_run(work, name.split()[0], args.preset, ov, log, seed) for name, ov in RUNS.items()}
     pairs = work / "pairs"
     if not (pairs / "cache.json").exists():
         write_pairs(load_run(dirs["plain FM"], device="cpu"), pairs, args.pairs, SampleOptions("midpoint", nfe=32),
@@ -104,7 +103,7 @@ def main() -> None:
                          f"{dirs['plain FM']}; remove it or choose another --work")
     for name, (sub, extra) in REFLOWS.items():
         dirs[name] = make_run(work, sub, args.preset, {"data.cache": str(pairs), "flow.coupling": "reflow",
-                                                       "train.init_from": str(dirs["plain FM"]), **extra}, log)
+                                                       "train.init_from": str(dirs["plain FM"]), **extra}, log, seed)
 
     plain = load_run(dirs["plain FM"], device="cpu")
     bundle = plain.load_data()
@@ -136,8 +135,10 @@ def main() -> None:
     if args.preset == "smoke":
         card.notes.insert(0, "Smoke preset: plumbing only (seconds of training); the numbers mean nothing.")
     wall = time.perf_counter() - t_start
-    card.extra.update({"fd": fd, "train_s": secs, "pairs": {k2: pinfo["reflow"][k2] for k2 in ("solver", "nfe", "wall_s")}
-                       | {"n": pinfo["samples"]}, "cost_ratio": cost, "classifier": ref.info, "wall_s": wall,
+    pipeline = sum(secs.values()) + pinfo["reflow"]["wall_s"] + wall  # what one fresh, sequential run costs
+    card.extra.update({"preset": args.preset, "scoring_s": wall, "fd": fd, "train_s": secs,
+                       "pairs": {k2: pinfo["reflow"][k2] for k2 in ("solver", "nfe", "wall_s")} | {"n": pinfo["samples"]},
+                       "cost_ratio": cost, "classifier": ref.info, "wall_s": pipeline,
                        "hardware": hardware(), "runs": {k2: str(v) for k2, v in dirs.items()}})
     card.notes += [
         f"Digits: sklearn 8x8, train {len(bundle.train)}, held-out {len(bundle.val)}; rows compare N={len(ref.ref)} "
@@ -150,15 +151,16 @@ def main() -> None:
         f"{pinfo['reflow']['wall_s']:.0f} s), then flow matching on them from the plain model's weights "
         "(`train.init_from`); the U-shaped row trains on the same pairs with "
         "`flow.time_sampler = \"u_shaped\"` (p(t) ∝ cosh(4(t − ½)), Lee et al. 2024), which spends the loss "
-        "near the path's ends, where one- and two-step Euler read the velocity.",
+        "near the path's ends (one-step Euler reads the velocity at t = 0 only).",
         "Training seconds (from each run's log; other jobs shared the 2 cores, so ratios carry that noise): "
         + ", ".join(f"{n} {s:.0f} s" for n, s in secs.items()) + ".",
         *notes(ref.info), *log,
-        f"Whole benchmark wall time {wall:.0f} s; {hardware()['processor']}, torch {hardware()['torch']}, "
-        f"{torch.get_num_threads()} thread(s).",
+        f"Pipeline {pipeline:.0f} s (the runs' training, the pairs and this scoring, {wall:.0f} s); "
+        f"{hardware()['processor']}, torch {hardware()['torch']}, {torch.get_num_threads()} thread(s).",
     ]
     md = [f"# Few-step generation: digits (image `{args.preset}`, UNet, seed {seed})", "", card.to_markdown(), "",
-          f"Command: `OMP_NUM_THREADS=1 python benchmarks/few_step_digits.py --preset {args.preset}`"]
+          f"Command: `OMP_NUM_THREADS=1 python benchmarks/few_step_digits.py --preset {args.preset}"
+          + (f" --seed {seed} --out {args.out}" if seed else "") + "`"]
     write_result(args.out, "few_step_digits", {"benchmark": "few_step_digits", **card.to_json()}, "\n".join(md) + "\n")
     print("\n".join(md))
 
