@@ -72,7 +72,16 @@ from .shortcut import ShortcutObjective
 from .solvers import FIXED_STEP_COST, SOLVERS, Solver, dopri5, get_solver, integrate, register_solver, sample_ode, time_grid
 from .stats import RunningMoments, StandardEncoder, fit_encoder, iter_batches
 from .streaming import BadItem, LazySamples, ShardedSamples, collate, draw_subset, heldout, is_lazy
-from .time_samplers import LogitNormalTime, ShiftedTime, UniformTime, UShapedTime, make_time_sampler
+from .time_samplers import (
+                         TIME_SAMPLERS,
+                         LogitNormalTime,
+                         ShiftedTime,
+                         TimeSampler,
+                         UniformTime,
+                         UShapedTime,
+                         make_time_sampler,
+                         register_time_sampler,
+)
 from .trainer import Trainer, resolve_device
 from .unet import UNet
 from .unmask import UNMASK_SAMPLERS, UnmaskSampler, register_unmask_sampler, shape_probs  # issue 17
@@ -86,11 +95,12 @@ __all__ = [
     "HOOK_API_VERSION", "LabelEmbedding", "LinearSchedule", "LogitNormalTime", "MaskedObjective",
     "MaskedPath", "Metric", "NonFiniteError", "PanflowError", "PluginUnavailable", "Registry", "Row", "Run",
     "RunConfig", "SOLVERS", "SampleOptions", "Samples", "ScoreCard", "ShiftedTime", "TimeEmbedding",
-    "TrainConfig", "Trainer", "UNet", "UShapedTime", "UniformTime", "UnknownNameError", "VPSchedule", "autoregressive_nll", "bar",
+    "TIME_SAMPLERS", "TimeSampler", "TrainConfig", "Trainer", "UNet", "UShapedTime", "UniformTime", "UnknownNameError",
+    "VPSchedule", "autoregressive_nll", "bar",
     "build_config", "cfg_field", "check_finite", "count_parameters", "divergence_exact",
     "divergence_hutchinson", "dopri5", "find_checkpoint", "frechet_distance", "get_registry", "hardware",
     "hookimpl", "lazy", "integrate", "kernel_inception_distance", "load_contract", "load_plugins", "load_run",
-    "log_likelihood", "make_schedule", "make_time_sampler", "masked_mean", "memorisation_rate",
+    "log_likelihood", "make_schedule", "make_time_sampler", "register_time_sampler", "masked_mean", "memorisation_rate",
     "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
     "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
     "INPAINT_METHODS", "InpaintMethod", "InpaintProblem", "register_inpaint_method",

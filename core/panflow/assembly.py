@@ -27,11 +27,12 @@ from .stats import fit_encoder
 
 # -- the core's objectives --------------------------------------------------------------------------
 def _time_sampler(cfg: RunConfig) -> Any:
+    """``{"name": flow.time_sampler, **options}``: the built-ins read their own ``flow.*`` keys, and
+    ``flow.time_sampler_options`` adds to or overrides them (a plugin's sampler takes only those)."""
     f = cfg.flow
-    return {"uniform": "uniform",
-            "logit_normal": {"name": "logit_normal", "mean": f.logit_mean, "std": f.logit_std},
-            "shifted": {"name": "shifted", "shift": f.time_shift},
-            "u_shaped": {"name": "u_shaped", "a": f.u_shape}}.get(f.time_sampler, f.time_sampler)
+    own = {"logit_normal": {"mean": f.logit_mean, "std": f.logit_std}, "shifted": {"shift": f.time_shift},
+           "u_shaped": {"a": f.u_shape}}.get(f.time_sampler, {})
+    return {"name": f.time_sampler, **own, **f.time_sampler_options}
 
 
 def build_flow(spec: DataSpec, cfg: RunConfig, domain: Domain) -> FlowObjective:

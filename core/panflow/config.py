@@ -51,11 +51,12 @@ class ModelConfig:
 class FlowConfig:
     schedule: str = "linear"   # linear | cosine | vp-linear | vp-cosine | vp-sigmoid (masked: linear | cosine)
     prediction: str = "velocity"
-    time_sampler: str = "uniform"  # uniform | logit_normal | shifted | u_shaped
+    time_sampler: str = "uniform"  # uniform | logit_normal | shifted | u_shaped | plugin-added (register_time_sampler)
     logit_mean: float = 0.0
     logit_std: float = 1.0
     time_shift: float = 3.0
     u_shape: float = 4.0       # u_shaped: p(t) ∝ cosh(a(t − ½)), a = this (Lee et al. 2024)
+    time_sampler_options: dict = field(default_factory=dict)  # keyword options of the sampler (over the keys above)
     label_dropout: float = 0.1  # training dropout of the class label (classifier-free guidance)
     cond_dropout: dict = field(default_factory=dict)  # {condition: p}: overrides the domain's dropout
     known: str = ""            # known-part sampler ("" = the domain's default): none | prefix | random
@@ -232,8 +233,7 @@ def save_toml(cfg: RunConfig, path: str | Path) -> None:
 
 # -- value checks: a nonsensical value is an error naming the key, never silently accepted --------
 CHOICES = {"train.optimizer": ("adam", "adamw"), "train.lr_schedule": ("constant", "cosine"),
-           "train.amp": ("auto", "bf16", "off"), "train.strategy": ("ddp", "fsdp"),
-           "flow.time_sampler": ("uniform", "logit_normal", "shifted", "u_shaped")}
+           "train.amp": ("auto", "bf16", "off"), "train.strategy": ("ddp", "fsdp")}
 # key: (lowest, highest, lowest allowed, highest allowed) as an interval check
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "train.steps": (0, math.inf, True, False), "train.batch_size": (1, math.inf, True, False),
@@ -280,6 +280,12 @@ def validate(cfg: RunConfig, solvers: tuple[str, ...] = ()) -> RunConfig:
     for key, known in CHOICES.items():
         if _get(cfg, key) not in known:
             raise ConfigError(str(UnknownNameError(f"value of '{key}'", _get(cfg, key), known)))
+    from .time_samplers import TIME_SAMPLERS  # registered ones, plugins' included
+
+    if cfg.flow.time_sampler not in TIME_SAMPLERS:
+        raise ConfigError(str(UnknownNameError("value of 'flow.time_sampler'", cfg.flow.time_sampler, TIME_SAMPLERS)))
+    check_options(TIME_SAMPLERS[cfg.flow.time_sampler].__init__, cfg.flow.time_sampler_options,  # [0] is self
+                  "flow.time_sampler_options", f"time sampler '{cfg.flow.time_sampler}'")
     if solvers and cfg.sample.solver not in solvers:
         raise ConfigError(str(UnknownNameError("value of 'sample.solver'", cfg.sample.solver, solvers)))
     dev = cfg.train.device

@@ -1,4 +1,8 @@
-"""Training-time distributions over t ∈ [0, 1]; each serialises into the checkpoint contract."""
+"""Training-time distributions over t ∈ [0, 1]; each serialises into the checkpoint contract.
+
+A plugin adds one with :func:`register_time_sampler` (a :class:`TimeSampler` subclass whose
+``name`` is what ``flow.time_sampler`` selects and whose keyword arguments are
+``flow.time_sampler_options``)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .errors import UnknownNameError
+from .nametable import NameTable
 
 
 def _shape(n: int | tuple[int, ...]) -> tuple[int, ...]:
@@ -106,8 +110,17 @@ def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:
     return t / (1 + (shift - 1) * (1 - t))
 
 
-TIME_SAMPLERS = {"uniform": UniformTime, "logit_normal": LogitNormalTime, "shifted": ShiftedTime,
-                 "u_shaped": UShapedTime}
+TIME_SAMPLERS = NameTable("time sampler", {"uniform": UniformTime, "logit_normal": LogitNormalTime,
+                                           "shifted": ShiftedTime, "u_shaped": UShapedTime})
+
+
+def register_time_sampler(cls: type[TimeSampler]) -> type[TimeSampler]:
+    """Add a :class:`TimeSampler` subclass under ``cls.name``; a different class under a taken name is an error.
+
+    Its ``to_json()`` must give ``{"name": cls.name, **kwargs}`` so a checkpoint rebuilds it."""
+    if not (isinstance(cls, type) and issubclass(cls, TimeSampler)) or cls.name in ("", "base"):
+        raise TypeError(f"register_time_sampler takes a TimeSampler subclass with its own name, got {cls!r}")
+    return TIME_SAMPLERS.add(cls.name, cls)
 
 
 def make_time_sampler(spec: str | dict[str, Any] | TimeSampler) -> TimeSampler:
@@ -118,6 +131,4 @@ def make_time_sampler(spec: str | dict[str, Any] | TimeSampler) -> TimeSampler:
         spec = {"name": spec}
     spec = dict(spec)
     name = spec.pop("name")
-    if name not in TIME_SAMPLERS:
-        raise UnknownNameError("time sampler", name, TIME_SAMPLERS)
-    return TIME_SAMPLERS[name](**spec)
+    return TIME_SAMPLERS.lookup(name)(**spec)

@@ -64,3 +64,39 @@ def test_u_shaped_time_matches_its_density_and_is_reachable_from_the_config():
     from panflow.assembly import _time_sampler
 
     assert _time_sampler(cfg) == {"name": "u_shaped", "a": 2.5}
+
+
+def test_a_registered_time_sampler_is_chosen_by_name_checked_and_rebuilt_from_the_contract(tmp_path):
+    from panflow import TIME_SAMPLERS, ConfigError, TimeSampler, load_run, register_time_sampler, train
+
+    class EdgeTime(TimeSampler):  # a third party's sampler: t near 1 only
+        name = "test_edge"
+
+        def __init__(self, low: float = 0.9):
+            self.low = float(low)
+
+        def sample(self, n, generator=None, device="cpu"):
+            shape = n if isinstance(n, tuple) else (n,)
+            return self.low + (1 - self.low) * torch.rand(shape, generator=generator, device=device)
+
+        def to_json(self):
+            return {"name": self.name, "low": self.low}
+
+    try:
+        register_time_sampler(EdgeTime)
+        assert register_time_sampler(EdgeTime) is EdgeTime  # the same class twice is a no-op
+        with pytest.raises(ConfigError, match="already registered"):
+            register_time_sampler(type("Other", (EdgeTime,), {}))
+        with pytest.raises(TypeError):
+            register_time_sampler(object)
+        over = {"flow.time_sampler": "test_edge", "flow.time_sampler_options": {"low": 0.95}, "train.progress": False}
+        run = load_run(train(build_config("toy2d", "smoke", overrides=over), tmp_path / "run"))
+        assert run.contract["objective"]["time_sampler"] == {"name": "test_edge", "low": 0.95}
+        assert run.objective.time_sampler.sample(50, torch.Generator().manual_seed(0)).min() >= 0.95
+        with pytest.raises(ConfigError, match="flow.time_sampler_options.lo"):
+            train(build_config("toy2d", "smoke", overrides={**over, "flow.time_sampler_options": {"lo": 0.9}}),
+                  tmp_path / "bad")
+        with pytest.raises(ConfigError, match="test_edge"):  # an unknown name suggests the closest
+            train(build_config("toy2d", "smoke", overrides={**over, "flow.time_sampler": "test_edg"}), tmp_path / "bad2")
+    finally:
+        TIME_SAMPLERS.pop("test_edge", None)
