@@ -11,8 +11,8 @@ The four runs are made with the public API, exactly what the CLI does:
     panflow reflow WORK/plain --out WORK/pairs --n 20000 --solver midpoint --nfe 32
     panflow train image --preset small --backbone unet --set data.cache=WORK/pairs \\
         --set flow.coupling=reflow --set train.init_from=WORK/plain --out WORK/reflow
-    panflow train image --preset small --backbone unet --set data.cache=WORK/pairs \
-        --set flow.coupling=reflow --set train.init_from=WORK/plain --set flow.time_sampler=u_shaped \
+    panflow train image --preset small --backbone unet --set data.cache=WORK/pairs \\
+        --set flow.coupling=reflow --set train.init_from=WORK/plain --set flow.time_sampler=u_shaped \\
         --out WORK/reflow_u
 
 A run finished in WORK with the same config (or pairs of the same count from that plain run) is

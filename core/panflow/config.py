@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import ConfigError, UnknownNameError
 from .sampling import SampleOptions
+from .time_samplers import TIME_SAMPLERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -233,7 +234,8 @@ def save_toml(cfg: RunConfig, path: str | Path) -> None:
 
 # -- value checks: a nonsensical value is an error naming the key, never silently accepted --------
 CHOICES = {"train.optimizer": ("adam", "adamw"), "train.lr_schedule": ("constant", "cosine"),
-           "train.amp": ("auto", "bf16", "off"), "train.strategy": ("ddp", "fsdp")}
+           "train.amp": ("auto", "bf16", "off"), "train.strategy": ("ddp", "fsdp"),
+           "flow.time_sampler": TIME_SAMPLERS}  # the live table: plugins' registered samplers included
 # key: (lowest, highest, lowest allowed, highest allowed) as an interval check
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "train.steps": (0, math.inf, True, False), "train.batch_size": (1, math.inf, True, False),
@@ -280,10 +282,6 @@ def validate(cfg: RunConfig, solvers: tuple[str, ...] = ()) -> RunConfig:
     for key, known in CHOICES.items():
         if _get(cfg, key) not in known:
             raise ConfigError(str(UnknownNameError(f"value of '{key}'", _get(cfg, key), known)))
-    from .time_samplers import TIME_SAMPLERS  # registered ones, plugins' included
-
-    if cfg.flow.time_sampler not in TIME_SAMPLERS:
-        raise ConfigError(str(UnknownNameError("value of 'flow.time_sampler'", cfg.flow.time_sampler, TIME_SAMPLERS)))
     check_options(TIME_SAMPLERS[cfg.flow.time_sampler].__init__, cfg.flow.time_sampler_options,  # [0] is self
                   "flow.time_sampler_options", f"time sampler '{cfg.flow.time_sampler}'")
     if solvers and cfg.sample.solver not in solvers:
