@@ -22,7 +22,8 @@ from .plugin import BACKBONE_PRESETS
 NOTES_ATTN = {"notes": {"model.options": {**BACKBONE_PRESETS["small"]["spec_unet"], "attn_resolutions": [4]}}}
 PREVIEW_N = 6  # clips per dataset kept for report.html (spectrograms and players)
 # curve: (number of evenly spaced checkpoints before the last, N, guidance) — the training curve of
-# the same run, each point scored by the same metric code at a smaller N
+# the same run, each point scored by the same metric code at a smaller N; solvers: (solver, NFE)
+# pairs also scored at the chosen guidance (dopri5 is adaptive: NFE 0 means "its own")
 PRESETS = {
     "smoke": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0], "n": 16,
               "classifier_epochs": CLASSIFIER_EPOCHS["smoke"], "overrides": {}, "curve": (1, 8, 1.0)},
@@ -34,8 +35,9 @@ PRESETS = {
               # sized for small: matching the real clips' FD, the Griffin-Lim ceiling and the energy statistics
               "defer": ("spoken_digits: FD /", "notes: FD /", "spoken_digits: frame-energy", "notes: frame-energy",
                         "spoken_digits: conditional", "notes: conditional")},
-    "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": 192,
-              "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": NOTES_ATTN, "curve": (3, 96, 2.0)},
+    "small": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.25, 1.5, 2.0], "n": 192,
+              "classifier_epochs": CLASSIFIER_EPOCHS["small"], "overrides": NOTES_ATTN, "curve": (3, 96, 1.25),
+              "solvers": [("heun", 16), ("rk4", 16), ("heun", 48), ("dopri5", 0)]},
     "full": {"datasets": ["spoken_digits", "notes"], "guidances": [1.0, 1.5, 2.0, 3.0], "n": None,
              "classifier_epochs": CLASSIFIER_EPOCHS["full"], "overrides": {}, "curve": (4, 512, 2.0)},
 }
@@ -95,6 +97,9 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
         curves[ds] = _curve(root / ds, ctx, p["curve"]) + [
             {"step": cfg.train.steps, "n": ctx["n"], **next(r for r in rows if r.setup["guidance"] == p["curve"][2]).metrics}
         ] if p["curve"][0] else []
+        w = best.setup["guidance"]
+        rows += [model_row(run, ctx, run.options(guidance=w, solver=s, **({"nfe": k} if k else {})),
+                           role=f"model{tag} ({s} {k or 'adaptive'})") for s, k in p.get("solvers", ())]
         sweeps[ds] = [{"guidance": r.setup["guidance"], "nfe": r.setup["nfe"], "solver": r.setup["solver"],
                        **r.metrics} for r in rows]
         acc = ctx["clf"][1]["val_accuracy"]
@@ -144,7 +149,7 @@ def _bars(card: ScoreCard, ds: str, m: dict, floor: dict, base: dict, ceil: dict
 
 def _markdown(ds: str, rows: list[dict], info: dict, clf: dict, curve: list[dict], w: float) -> str:
     fe = info["frontend"]
-    lines = [f"### {ds}: guidance sweep ({info['params']:,} parameters, {info['steps']} steps x batch "
+    lines = [f"### {ds}: guidance and solver sweep ({info['params']:,} parameters, {info['steps']} steps x batch "
              f"{info['batch_size']}, {info['s_per_step']:.2f} s/step on this CPU; log-mel {info['spectrogram']} at "
              f"{fe['sample_rate']} Hz, n_fft {fe['n_fft']}, hop {fe['hop_length']}; classifier held-out accuracy "
              f"{clf['val_accuracy']:.3f}, {clf.get('val_accuracy_griffin_lim', float('nan')):.3f} "

@@ -93,7 +93,7 @@ def reference_classifier(train_waves: torch.Tensor, train_y: torch.Tensor, val_w
                          frontend: Frontend, num_classes: int, dataset_hash: str, epochs: int = 30,
                          seed: int = 0) -> tuple[AudioCNN, dict]:
     """Train (or load from the cache) the classifier for this dataset; returns it and its report."""
-    key = f"classifier-gl{frontend.griffin_lim_iters}-{dataset_hash}-{num_classes}-{epochs}-{seed}"
+    key = f"classifier-{frontend.key()}-{dataset_hash}-{num_classes}-{epochs}-{seed}"
 
     def fit():
         inverted = frontend.invert(frontend.features(train_waves))

@@ -15,7 +15,7 @@ from panflow_audio.backbone import build_spec_unet
 from panflow_audio.classifier import reference_classifier
 from panflow_audio.data import load_digits, load_notes, load_path
 from panflow_audio.embedded import spoken_digits
-from panflow_audio.frontend import Frontend, LogMelNormaliser, load_encoder
+from panflow_audio.frontend import Frontend, LogMelNormaliser, load_encoder, nonnegative_refine
 from panflow_audio.metrics import energy_metrics, pitch_accuracy, yin_pitch
 from panflow_audio.plugin import plugin
 
@@ -112,6 +112,29 @@ def test_encoder_round_trip_and_inversion_quality():
     assert err < 1.0, err  # within ~4 dB on the loud bins
     noise = fe.features(torch.randn_like(wave) * 0.1)
     assert (noise - spec)[spec > spec.max() - 6].abs().mean() > 2 * err
+
+
+def test_mel_inversion_refinement_fits_the_mel_bins_and_keeps_the_energy():
+    import torchaudio.transforms as T
+
+    fe = Frontend(sample_rate=8000, n_fft=512, hop_length=256, n_mels=32, frames=16)  # filters cover every bin
+    n = load_notes(DatasetOptions(val_fraction=0.2))
+    wave = n.meta["waves"][0][:16]
+    stft = torch.stft(wave, 512, 256, window=torch.hann_window(512), return_complex=True).abs() ** 2  # [B, F, T]
+    inv = T.InverseMelScale(257, fe.n_mels, 8000, fe.f_min, fe.f_max)
+    mel = inv.fb.T @ stft
+    start = inv(mel).clamp_min(0)  # torchaudio's estimate: least squares, negatives clipped
+    refined = nonnegative_refine(inv.fb.T, mel, start, 300)
+    resid = lambda s: float((inv.fb.T @ s - mel).norm() / mel.norm())  # noqa: E731
+    energy = lambda s: (s.sum((1, 2)) / stft.sum((1, 2)))  # noqa: E731
+    assert (refined >= 0).all() and resid(refined) < 0.3 * resid(start)
+    assert (energy(start) - 1).abs().max() > 0.04  # clipping the negatives added energy
+    assert (energy(refined) - 1).abs().max() < 0.02
+    assert torch.equal(nonnegative_refine(inv.fb.T, mel, start, 0), start)
+    # a contract written before the refinement existed keeps inverting without it
+    old = {k: v for k, v in fe.to_json().items() if k != "mel_nnls_iters"}
+    assert Frontend.from_json(old).mel_nnls_iters == 0 and Frontend.from_json(fe.to_json()) == fe
+    assert Frontend.from_json(old).key() != fe.key()  # and caches keyed on the frontend tell them apart
 
 
 def test_embedded_sets_and_metrics():
