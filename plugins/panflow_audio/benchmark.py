@@ -161,7 +161,7 @@ def _markdown(ds: str, rows: list[dict], info: dict, clf: dict, curve: list[dict
         lines.append(f"| {r['solver']} | {r['nfe']} | {r['guidance']:g} | {r['fd']:.3f} | {r['cond_acc']:.3f} | "
                      f"{r['class_kl']:.3f} | {r['energy_ks_p']:.3g} | {r['rms_ratio']:.3f} | {pitch} |")
     if curve:
-        lines += ["", f"{ds}: training curve (EMA weights of the same run's checkpoints, heun, guidance {w:g}; "
+        lines += ["", f"{ds}: training curve (EMA weights of the same run's checkpoints, the run's sampler, guidance {w:g}; "
                       "the last point is the final model at the full N)", "",
                   "| step | N | FD | cond. acc | class KL | energy KS p | RMS ratio | pitch acc |",
                   "|---|---|---|---|---|---|---|---|"]
