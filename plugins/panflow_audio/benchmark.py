@@ -14,7 +14,7 @@ from pathlib import Path
 
 from panflow import ScoreCard, bar, build_config, load_run, loss_curve
 
-from .evaluate import CLASSIFIER_EPOCHS, context, model_row, notes_text, reference_rows
+from .evaluate import CLASSIFIER_EPOCHS, context, frontend_for, model_row, notes_text, reference_rows
 from .plugin import BACKBONE_PRESETS
 
 # the notes' 64 x 16 log-mels: attention at the 16 x 4 level (64 positions, as the digits' 8 x 8) —
@@ -29,7 +29,7 @@ PRESETS = {
               "classifier_epochs": CLASSIFIER_EPOCHS["smoke"], "overrides": {}, "curve": (1, 8, 1.0)},
     "quick": {"datasets": ["spoken_digits"], "guidances": [2.0], "n": 64,
               "note": "quick trains the spoken digits only (the headline); the notes, whose mean-spectrogram baseline "
-                      "sits near the floor (FD 4.0 against a floor of 2.5 at N = 64), need the small preset's 1000 steps "
+                      "sits near the floor (FD 4.0 against a floor of 2.5 at N = 64), need the small preset's longer training "
                       "to beat it (150 steps scored FD 12.6 in a trial).",
               "classifier_epochs": CLASSIFIER_EPOCHS["quick"], "overrides": {}, "curve": (0, 0, 2.0),
               # sized for small: matching the real clips' FD, the Griffin-Lim ceiling and the energy statistics
@@ -82,7 +82,7 @@ def run_benchmark(preset: str, out_dir=None, seed: int = 0) -> ScoreCard:
     for ds in p["datasets"]:
         run, wall, cfg = runs[ds]
         bundle = run.load_data()
-        ctx = context(bundle, run.raw_spec.num_classes, p["classifier_epochs"], seed, p["n"])
+        ctx = context(bundle, run.raw_spec.num_classes, p["classifier_epochs"], seed, p["n"], frontend_for(run, bundle))
         tag = f" · {ds}"
         ref = reference_rows(ctx, tag)
         keeps: dict[float, dict] = {w: {} for w in p["guidances"]}

@@ -14,10 +14,11 @@ import time
 
 import torch
 
-from panflow import Row, Run, Samples, ScoreCard
+from panflow import ConfigError, Row, Run, Samples, ScoreCard
 
 from .classifier import accuracy, reference_classifier
 from .data import frontend_of, waves_of
+from .frontend import Frontend
 from .metrics import classifier_metrics, energy_metrics, pitch_accuracy
 
 CLASSIFIER_EPOCHS = {"smoke": 1, "quick": 4, "small": 10, "full": 30}  # the benchmark's presets use the same
@@ -48,9 +49,31 @@ def row_metrics(net, real: torch.Tensor, real_y, fake: torch.Tensor, fake_y, k: 
     return m
 
 
-def context(bundle, k: int, classifier_epochs: int = 10, seed: int = 0, n: int | None = None):
-    """What every row shares: classifier, frontend, the N held-out clips and the floor's N real clips."""
-    fe = frontend_of(bundle.meta)
+FEATURE_SETTINGS = ("sample_rate", "n_fft", "hop_length", "n_mels", "frames", "f_min", "f_max", "log_floor")
+
+
+def frontend_for(run: Run, bundle) -> Frontend:
+    """The checkpoint's frontend (its inversion settings included), checked against the data loaded
+    now: a default changed since training (e.g. the notes' n_fft) must not be scored silently."""
+    data = frontend_of(bundle.meta)
+    saved = (run.contract.get("dataset") or {}).get("frontend")
+    if saved is None:
+        return data
+    fe = Frontend.from_json(saved)
+    diff = {k: (getattr(fe, k), getattr(data, k)) for k in FEATURE_SETTINGS if getattr(fe, k) != getattr(data, k)}
+    if diff:
+        raise ConfigError("this checkpoint's spectrograms were made with " +
+                          ", ".join(f"{k}={a}" for k, (a, _) in diff.items()) + "; the data loaded now uses " +
+                          ", ".join(f"{k}={b}" for k, (_, b) in diff.items()) +
+                          " (a default changed since training): pass the checkpoint's values in data.options or train again")
+    return fe
+
+
+def context(bundle, k: int, classifier_epochs: int = 10, seed: int = 0, n: int | None = None,
+            frontend: Frontend | None = None):
+    """What every row shares: classifier, frontend (``frontend``, else the data's), the N held-out
+    clips and the floor's N real clips."""
+    fe = frontend or frontend_of(bundle.meta)
     tw, vw = waves_of(bundle)
     clf = reference_classifier(tw, bundle.train.y, vw, bundle.val.y, fe, k, bundle.meta["hash"],
                                epochs=classifier_epochs, seed=seed)
@@ -106,7 +129,7 @@ def evaluate(run: Run, n: int | None = None, seed: int = 0, **_) -> ScoreCard:
     if bundle.train.y is None:
         raise ValueError("audio evaluation needs labelled clips (the reference classifier is trained on labels)")
     epochs = CLASSIFIER_EPOCHS.get(run.cfg.preset, CLASSIFIER_EPOCHS["small"])
-    ctx = context(bundle, run.raw_spec.num_classes, epochs, seed=seed, n=n)
+    ctx = context(bundle, run.raw_spec.num_classes, epochs, seed=seed, n=n, frontend=frontend_for(run, bundle))
     card = ScoreCard("audio")
     card.rows = reference_rows(ctx)
     card.rows.insert(2, model_row(run, ctx))

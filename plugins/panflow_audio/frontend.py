@@ -94,10 +94,12 @@ def nonnegative_refine(fb: torch.Tensor, mel: torch.Tensor, start: torch.Tensor,
 
     ``fb [n_mels, n_freq]`` (non-negative filters), ``mel [B, n_mels, frames]``, ``start [B, n_freq,
     frames]``; each update keeps S non-negative and does not increase the residual (Lee & Seung 2001).
+    An approximate NNLS: bins the start clipped to zero restart from a tiny value and recover slowly.
     Bins no filter covers go to zero."""
     if iters <= 0:
         return start
-    s = start + 1e-10 * mel.mean().clamp_min(1e-20)  # exact zeros would stay zero forever
+    # exact zeros would stay zero forever; the nudge is per clip, so clips do not affect each other
+    s = start + 1e-10 * mel.mean((-2, -1), keepdim=True).clamp_min(1e-20)
     num = fb.T @ mel
     for _ in range(iters):
         s = s * num / (fb.T @ (fb @ s)).clamp_min(1e-30)

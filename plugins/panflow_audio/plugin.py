@@ -31,7 +31,7 @@ def _spectrogram_shaped(spec: DataSpec) -> bool:
 
 
 # sized to the issue's budget, <= 20 min of training on 2 CPU cores for both datasets at once (two
-# single-threaded processes, as the benchmark runs them): 6,000 steps at 6.5-7 steps/s each, about
+# single-threaded processes, as the benchmark runs them): 6,000 steps at 6.3-7 steps/s each, about
 # 15 min (at 4,000 steps the notes' frame energies sat at the KS bar, p 0.011). Sampling: rk4 at 48
 # evaluations. The spectrogram flow is curved: on the digits, heun at NFE 16 scored classifier FD
 # 2.98 where the same model integrated to convergence (dopri5, heun at NFE 96) scores 1.73-1.75

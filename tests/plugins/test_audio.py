@@ -15,6 +15,7 @@ from panflow_audio.backbone import build_spec_unet
 from panflow_audio.classifier import reference_classifier
 from panflow_audio.data import load_digits, load_notes, load_path
 from panflow_audio.embedded import spoken_digits
+from panflow_audio.evaluate import frontend_for
 from panflow_audio.frontend import Frontend, LogMelNormaliser, load_encoder, nonnegative_refine
 from panflow_audio.metrics import energy_metrics, pitch_accuracy, yin_pitch
 from panflow_audio.plugin import plugin
@@ -117,7 +118,7 @@ def test_encoder_round_trip_and_inversion_quality():
 def test_mel_inversion_refinement_fits_the_mel_bins_and_keeps_the_energy():
     import torchaudio.transforms as T
 
-    fe = Frontend(sample_rate=8000, n_fft=512, hop_length=256, n_mels=32, frames=16)  # filters cover every bin
+    fe = Frontend(sample_rate=8000, n_fft=512, hop_length=256, n_mels=32, frames=16)  # every bin but DC and Nyquist
     n = load_notes(DatasetOptions(val_fraction=0.2))
     wave = n.meta["waves"][0][:16]
     stft = torch.stft(wave, 512, 256, window=torch.hann_window(512), return_complex=True).abs() ** 2  # [B, F, T]
@@ -135,6 +136,19 @@ def test_mel_inversion_refinement_fits_the_mel_bins_and_keeps_the_energy():
     old = {k: v for k, v in fe.to_json().items() if k != "mel_nnls_iters"}
     assert Frontend.from_json(old).mel_nnls_iters == 0 and Frontend.from_json(fe.to_json()) == fe
     assert Frontend.from_json(old).key() != fe.key()  # and caches keyed on the frontend tell them apart
+
+
+def test_scoring_uses_the_checkpoints_frontend_and_refuses_changed_features():
+    from types import SimpleNamespace
+
+    trained = Frontend(n_fft=1024, hop_length=256, n_mels=64, frames=16).to_json()
+    trained.pop("mel_nnls_iters")  # a contract from before the refinement
+    run = SimpleNamespace(contract={"dataset": {"frontend": trained}})
+    same = SimpleNamespace(meta={"frontend": Frontend(n_fft=1024, hop_length=256, n_mels=64, frames=16).to_json()})
+    assert frontend_for(run, same).mel_nnls_iters == 0  # inverted as it was trained
+    changed = SimpleNamespace(meta={"frontend": Frontend(n_fft=512, hop_length=256, n_mels=64, frames=16).to_json()})
+    with pytest.raises(ConfigError, match="n_fft=1024.*n_fft=512"):
+        frontend_for(run, changed)
 
 
 def test_embedded_sets_and_metrics():
