@@ -20,9 +20,10 @@ def _run(tmp_path, nproc: int, strategy: str, interrupt: int = 0) -> dict:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
                str(WORKER), str(out), strategy,
                str(tmp_path / f"run{nproc}{strategy}{interrupt}"), str(interrupt)]
-    for _attempt in range(2):
-        # one retry: on a loaded machine gloo has been seen to abort a rank at process teardown
-        # ("terminate called without an active exception") after all work was done
+    for _attempt in range(3):
+        # retries: on a loaded machine gloo has been seen to abort a rank at process teardown
+        # ("terminate called without an active exception") after all work was done, twice in a
+        # row once (2026-12-04, with a benchmark sharing the 2 cores)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         if proc.returncode == 0:
             break
