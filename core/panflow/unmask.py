@@ -8,9 +8,12 @@ model calls actually made: a step that changes nothing reuses the previous outpu
 time-free models masked diffusion uses).
 
 - ``ancestral``: each masked token is revealed with probability (κ_t − κ_s)/(1 − κ_s).
-- ``confidence``: the expected number of tokens is revealed, most confident first; with
-  ``order_noise > 0`` the confidences are perturbed by Gumbel noise (scale annealed to 0 over the
-  steps, as in MaskGIT's choice temperature), so the order is sampled rather than greedy.
+- ``confidence``: the expected number of tokens is revealed, the positions whose unmasking
+  distribution is most certain (largest top probability) first, each with a token drawn from it;
+  with ``order_noise > 0`` the confidences are perturbed by Gumbel noise (scale annealed to 0 over
+  the steps, as in MaskGIT's choice temperature), so the order is sampled rather than greedy.
+- ``maskgit``: the same, but ranking positions by the probability of the token drawn there
+  (MaskGIT, Chang et al. 2022) — biased towards frequent tokens; kept for comparison.
 - ``remdm``: ReMDM (Wang et al. 2025, arXiv:2503.00307) with the max-capped schedule: each
   revealed token is masked again with probability σ = min(η, (1 − κ_t)/κ_s) (η = ``remask``) and
   masked tokens reveal with (κ_t − (1 − σ) κ_s)/(1 − κ_s), which keeps the marginal κ_t.
@@ -99,7 +102,21 @@ class Ancestral(UnmaskSampler):
 
 
 class Confidence(UnmaskSampler):
+    """Reveal the most certain masked positions first, then draw their tokens.
+
+    A position's confidence is the log of its largest unmasking probability: a function of the
+    current state only, never of the token drawn there, so the order carries no selection bias and
+    every revealed token is a draw from its conditional (with an exact model, any such order samples
+    the joint exactly). Scoring by the drawn token's probability instead (:class:`TokenConfidence`,
+    MaskGIT's rule) keeps a position when its draw happened to be a likely token, which drives the
+    samples towards the most frequent tokens (unigram entropy collapses).
+    """
+
     name = "confidence"
+
+    def score(self, s: Step, tokens: torch.Tensor) -> torch.Tensor:
+        """``[B, Lb]`` log confidence of each position (higher is revealed first)."""
+        return s.probs.max(-1).values.clamp_min(1e-300).log()
 
     def step(self, s: Step) -> torch.Tensor:
         masked = (s.z == s.mask_id) & s.free
@@ -107,7 +124,7 @@ class Confidence(UnmaskSampler):
         n_masked = masked.sum(1)
         last = s.index == s.steps - 1
         n_reveal = n_masked if last else torch.ceil(n_masked.double() * _reveal_fraction(s.ks, s.kt)).long()
-        score = s.probs.gather(-1, tokens[..., None]).squeeze(-1).clamp_min(1e-300).log()
+        score = self.score(s, tokens)
         if s.opts.order_noise > 0:
             u = torch.rand(score.shape, generator=s.generator, device=score.device, dtype=torch.float64)
             gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
@@ -115,6 +132,16 @@ class Confidence(UnmaskSampler):
         score = torch.where(masked, score, torch.full_like(score, -torch.inf))
         order = score.argsort(dim=1, descending=True).argsort(dim=1)
         return torch.where(masked & (order < n_reveal[:, None]), tokens, s.z)
+
+
+class TokenConfidence(Confidence):
+    """MaskGIT's rule (Chang et al. 2022): a position's confidence is the probability of the token
+    drawn there. Kept to show the collapse it causes (see :class:`Confidence`)."""
+
+    name = "maskgit"
+
+    def score(self, s: Step, tokens: torch.Tensor) -> torch.Tensor:
+        return s.probs.gather(-1, tokens[..., None]).squeeze(-1).clamp_min(1e-300).log()
 
 
 class ReMDM(UnmaskSampler):
@@ -132,7 +159,8 @@ class ReMDM(UnmaskSampler):
         return torch.where(revealed & (u < sigma), torch.full_like(z, s.mask_id), z)
 
 
-UNMASK_SAMPLERS: NameTable = NameTable("masked-diffusion sampler", {c.name: c() for c in (Ancestral, Confidence, ReMDM)})
+UNMASK_SAMPLERS: NameTable = NameTable("masked-diffusion sampler",
+                                       {c.name: c() for c in (Ancestral, Confidence, TokenConfidence, ReMDM)})
 
 
 def register_unmask_sampler(sampler: UnmaskSampler) -> UnmaskSampler:
