@@ -170,7 +170,8 @@ def guided_velocity(vel: VelocityFn, conditions: tuple[ConditionSpec, ...], cond
     With groups ``g_1..g_K`` (scales ``w_k``), branch ``k`` keeps groups ``1..k`` and nulls the rest;
     ``v = v_0 + Σ_k w_k (v_k − v_{k−1})``. One group over all conditions is the usual
     ``v_null + w (v_cond − v_null)``; ``w = 1`` everywhere is the conditional field. All branches run
-    in one batched forward. Outside ``interval`` (on the solver time ``s [B]``) every ``w`` is 1.
+    in one batched forward. Outside ``interval`` (on the solver time ``s [B]``) every ``w`` is 1, and
+    a step with the whole batch outside it evaluates the conditional branch alone.
     ``t`` is the model's time (``[B]`` or per element).
     """
     if not groups:
@@ -186,6 +187,8 @@ def guided_velocity(vel: VelocityFn, conditions: tuple[ConditionSpec, ...], cond
     reps = len(branches)
 
     def f(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        if interval and not bool(((s >= interval[0]) & (s <= interval[1])).any()):
+            return vel(x, t, branches[-1])  # every w is 1 here: the conditional field, one branch's cost
         out = vel(torch.cat([x] * reps), torch.cat([t] * reps), batched).chunk(reps)
         v = out[0]
         for k, (_, w) in enumerate(groups, start=1):

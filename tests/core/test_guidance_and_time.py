@@ -100,3 +100,27 @@ def test_a_registered_time_sampler_is_chosen_by_name_checked_and_rebuilt_from_th
             train(build_config("toy2d", "smoke", overrides={**over, "flow.time_sampler": "test_edg"}), tmp_path / "bad2")
     finally:
         TIME_SAMPLERS.pop("test_edge", None)
+
+
+def test_guided_velocity_outside_its_interval_runs_the_conditional_branch_alone():
+    """Outside the guidance interval every scale is 1, so the field is the conditional one; a step whose
+    whole batch is outside evaluates that branch only (half the work of guidance), with the same value."""
+    from panflow import ConditionSpec, guided_velocity
+
+    specs = (ConditionSpec("label", "label", num_classes=3),)
+    seen = []
+
+    def vel(x, t, c):
+        seen.append(x.shape[0])
+        return x * 0 + c["label"].to(x.dtype)[:, None] + t[:, None]
+
+    x, cond = torch.randn(4, 2), {"label": torch.tensor([0, 1, 2, 1])}
+    f = guided_velocity(vel, specs, cond, [(["label"], 3.0)], interval=[0.3, 0.7])
+    out = f(x, torch.full((4,), 0.9), torch.full((4,), 0.9))
+    torch.testing.assert_close(out, vel(x, torch.full((4,), 0.9), cond))
+    assert seen[0] == 4
+    seen.clear()
+    inside = f(x, torch.full((4,), 0.5), torch.full((4,), 0.5))
+    null = vel(x, torch.full((4,), 0.5), {"label": torch.full((4,), 3)})
+    torch.testing.assert_close(inside, null + 3.0 * (vel(x, torch.full((4,), 0.5), cond) - null))
+    assert seen[0] == 8  # both branches in one batched forward
