@@ -3,9 +3,15 @@
 Raw space is float32 ``[N, T, C, H, W]`` in [0, 1]. ``--data PATH`` reads
 
 - an NPY/NPZ array ``[N, T, H, W]`` or ``[N, T, H, W, C]`` (uint8, or float in [0, 1]; NPZ key
-  ``x``/``clips``/``videos``, or its only array);
+  ``x``/``clips``/``videos``, or its only array; an NPZ's integer ``labels [N]`` become the clips'
+  ``label`` condition);
 - a folder of clip folders (each holding that clip's frame images, sorted by name);
 - a video file or a folder of video files (MP4, WebM, MKV, AVI, GIF, ...) decoded through PyAV.
+
+The moving digits carry the digit's class as the clip's ``label`` condition (``data.options.labels``;
+by default on for clips of one digit, off for two), so a model can be asked for a digit and guided
+towards it (classifier-free guidance: ``flow.label_dropout`` trains the null label); ``labels =
+false`` trains unconditionally.
 
 Frame policy (recorded in the dataset meta): ``frames`` (default 8) consecutive frames per clip,
 taken every ``stride``-th frame (default 1) from the start, or as every non-overlapping window when
@@ -67,7 +73,15 @@ def load_moving(opts: DatasetOptions) -> DataBundle:
     """Moving digits; validation clips use digit images never seen in training clips."""
     if opts.path:
         return load_path(opts)
-    r = recipe_from(opts.options)
+    options = dict(opts.options)
+    labels = options.pop("labels", None)
+    if labels not in (None, True, False):
+        raise DataError(f"moving-digits option labels must be true or false, got {labels!r}")
+    r = recipe_from(options)
+    if labels is None:  # default: a clip of one digit is labelled by it; two digits have no single label
+        labels = r.digits == 1
+    elif labels and r.digits != 1:
+        raise DataError("moving-digits with 2 digits per clip has no single clip label; set data.options.labels = false")
     if not 0 < opts.val_fraction < 1:
         raise DataError(f"data.val_fraction must be in (0, 1), got {opts.val_fraction}")
     n_val = max(2, int(round(r.clips * opts.val_fraction)))
@@ -77,8 +91,11 @@ def load_moving(opts: DatasetOptions) -> DataBundle:
     meta = {"source": "moving digits (sklearn.datasets.load_digits)", "recipe": r.to_json(),
             "n_train": r.clips - n_val, "n_val": n_val, "fps": 8.0, "shape": list(tr["x"].shape[1:]),
             "hash": _hash(tr["x"]), "physics": "elastic bounce, constant speed; positions recorded",
-            "train_tracks": tr, "val_tracks": va}  # tensors: for the metrics, not the contract
-    return DataBundle(Samples(tr["x"]), Samples(va["x"]), meta)  # digit labels: in the tracks (not a condition)
+            "train_tracks": tr, "val_tracks": va,  # tensors: for the metrics, not the contract
+            "num_classes": 10 if labels else 0}
+    if not labels:  # unconditional clips (the digit labels stay in the tracks for the metrics)
+        return DataBundle(Samples(tr["x"]), Samples(va["x"]), meta)
+    return DataBundle(Samples(tr["x"], y=tr["labels"][:, 0]), Samples(va["x"], y=va["labels"][:, 0]), meta)
 
 
 def _hash(x: torch.Tensor) -> str:
@@ -135,35 +152,43 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
                                            align_corners=False).clamp(0, 1)
 
 
-def read_array(path: Path) -> list[tuple[str, np.ndarray]]:
-    """NPY/NPZ ``[N, T, H, W(, C)]`` → ``[(name, uint8/float [T, H, W, C])]``."""
+def read_array(path: Path) -> list[tuple[str, np.ndarray, int | None]]:
+    """NPY/NPZ ``[N, T, H, W(, C)]`` → ``[(name, uint8/float [T, H, W, C], label or None)]``; an NPZ
+    may carry integer class ``labels [N]`` beside its clips."""
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable NPY/NPZ file ({exc})") from exc
+    labels = None
     if isinstance(z, np.lib.npyio.NpzFile):
-        keys = list(z.files)
+        keys = [k for k in z.files if k != "labels"]
         key = next((k for k in ("x", "clips", "videos") if k in keys), keys[0] if len(keys) == 1 else None)
         if key is None:
-            raise DataError(f"{path} has arrays {keys}; expected one named 'x', 'clips' or 'videos'")
+            raise DataError(f"{path} has arrays {z.files}; expected one named 'x', 'clips' or 'videos' (and optional 'labels')")
         a = z[key]
+        labels = z["labels"] if "labels" in z.files else None
     else:
         a = z
     if a.ndim == 4:
         a = a[..., None]
     if a.ndim != 5 or a.shape[-1] not in (1, 3):
         raise DataError(f"{path}: expected clips [N, T, H, W] or [N, T, H, W, C] with C = 1 or 3, got {list(a.shape)}")
-    return [(f"{path}[{i}]", a[i]) for i in range(len(a))]
+    if labels is not None and (labels.shape != (len(a),) or not np.issubdtype(labels.dtype, np.integer)
+                               or (len(labels) and labels.min() < 0)):
+        raise DataError(f"{path}: 'labels' must be non-negative integers, one per clip ({len(a)}); got "
+                        f"{labels.dtype} {list(labels.shape)}")
+    return [(f"{path}[{i}]", a[i], None if labels is None else int(labels[i])) for i in range(len(a))]
 
 
-def _video(path: Path, mode: str, rates: list[float]) -> tuple[str, np.ndarray]:
+def _video(path: Path, mode: str, rates: list[float]) -> tuple[str, np.ndarray, None]:
     clip, fps = read_video(path, mode)
     rates.append(fps)
-    return str(path), clip
+    return str(path), clip, None
 
 
-def _sources(path: Path, mode: str, rates: list[float]) -> list[tuple[str, np.ndarray]]:
-    """``(name, uint8/float [T, H, W, C])`` per clip; the frame rates of video files go to ``rates``."""
+def _sources(path: Path, mode: str, rates: list[float]) -> list[tuple[str, np.ndarray, int | None]]:
+    """``(name, uint8/float [T, H, W, C], label)`` per clip (labels only from an NPZ's ``labels``);
+    the frame rates of video files go to ``rates``."""
     if path.is_file():
         if path.suffix.lower() in (".npy", ".npz"):
             return read_array(path)
@@ -178,7 +203,7 @@ def _sources(path: Path, mode: str, rates: list[float]) -> list[tuple[str, np.nd
     if videos:
         return [_video(v, mode, rates) for v in videos]
     if clips:
-        return [(str(c), read_frames(c, mode)) for c in clips]
+        return [(str(c), read_frames(c, mode), None) for c in clips]
     frames = [p for p in kids if p.suffix.lower() in FRAME_SUFFIXES]
     hint = " (frame images belong in one sub-folder per clip)" if frames else ""
     raise DataError(f"{path} holds no clip folders and no video files{hint}")
@@ -204,8 +229,8 @@ def load_path(opts: DatasetOptions) -> DataBundle:
         from .lazy import load_lazy
 
         return load_lazy(path, p, opts)
-    items, first, rates = [], None, []
-    for name, clip in _sources(path, p["mode"], rates):
+    items, labels, first, rates = [], [], None, []
+    for name, clip, label in _sources(path, p["mode"], rates):
         for x in _clip_windows(name, clip, p):
             if first is None:
                 first = (name, tuple(x.shape))
@@ -213,6 +238,7 @@ def load_path(opts: DatasetOptions) -> DataBundle:
                 raise DataError(f"{name}: clip is {list(x.shape)} [T, C, H, W] but {first[0]} is {list(first[1])}; "
                                 "set data.options.resolution to resize every clip")
             items.append(x)
+            labels.append(label)  # every window of a clip keeps its label
     if len(items) < 2:
         raise DataError(f"{path}: need at least 2 clips, found {len(items)}")
     x = torch.stack(items)
@@ -224,4 +250,8 @@ def load_path(opts: DatasetOptions) -> DataBundle:
     meta = {"source": str(path), "policy": p, "n_train": n - n_val, "n_val": n_val, "shape": list(x.shape[1:]),
             "hash": _hash(x), "fps": (rates[0] if rates else 8.0) / p["stride"],
             "source_fps": sorted(set(rates))}  # frames are not resampled: mixed rates are kept as decoded
-    return DataBundle(Samples(x[perm[n_val:]]), Samples(x[perm[:n_val]]), meta)
+    if labels[0] is None:
+        return DataBundle(Samples(x[perm[n_val:]]), Samples(x[perm[:n_val]]), meta)
+    y = torch.tensor(labels, dtype=torch.long)  # an NPZ's labels: the clips' class condition
+    meta["num_classes"] = int(y.max()) + 1
+    return DataBundle(Samples(x[perm[n_val:]], y=y[perm[n_val:]]), Samples(x[perm[:n_val]], y=y[perm[:n_val]]), meta)

@@ -2,14 +2,17 @@
 
 Rows: **floor** (held-out real clips scored against an equally large draw of training clips: real
 against real), **baseline · per-frame model** (when given: the same network without cross-frame
-layers), **baseline · copy-last-frame** (the given frames, then the last one repeated), **model**.
-Unconditional metrics (per-frame FD, clip FD, identity, motion) are computed on unconditional
-samples; ``pred_mse@h`` on forecasts from the first ``given`` real frames of each held-out clip;
-``interp_mse`` on the middle frames between the first and last ``ends`` frames.
+layers), **baseline · copy-last-frame** (the given frames, then the last one repeated), **model**,
+and for a class-conditional model **model · null label** (the same model without its label).
+Generation metrics (per-frame FD, clip FD, identity, motion) are computed on clips generated from
+noise alone — for a class-conditional model, for the held-out clips' digit labels; ``pred_mse@h``
+on forecasts from the first ``given`` real frames of each held-out clip; ``interp_mse`` on the
+middle frames between the first and last ``ends`` frames.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -71,17 +74,25 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
     card.rows.append(Row("floor", floor, {**base, "what": "held-out real clips vs training clips"}))
     card.artifacts["real.clips"] = val[:PREVIEW_CLIPS]
     models = [("baseline · per-frame model", baseline)] if baseline is not None else []
+    labels = tracks["labels"][:n, 0]
     for role, r in [*models, ("model", run)]:
         o = opts or r.options()
+        lab = labels if r.spec.num_classes else None  # class-matched: the held-out clips' digits
         t1 = time.perf_counter()
-        gen, setup = r.generate(n, o, seed=seed + 1)
-        x = gen.x
-        card.artifacts[f"{'model' if role == 'model' else 'per_frame'}.clips"] = x[:PREVIEW_CLIPS]
-        met = unconditional(x, nets, ref, exact)
-        met.update(_tasks(lambda k, xk, r=r, o=o: r.generate(n, o, seed=seed + 2, known=k, x_known=xk)[0].x, val,
-                          given, ends))
+        gen, setup = r.generate(n, o, labels=lab, seed=seed + 1)
+        card.artifacts[f"{'model' if role == 'model' else 'per_frame'}.clips"] = gen.x[:PREVIEW_CLIPS]
+        met = unconditional(gen.x, nets, ref, exact)
+        given_only = dataclasses.replace(o, guidance=1.0)  # prediction and interpolation see frames only
+        met.update(_tasks(lambda k, xk, r=r, o=given_only: r.generate(n, o, seed=seed + 2, known=k, x_known=xk)[0].x,
+                          val, given, ends))
         card.rows.append(Row(role, met, {**base, "nfe": setup["nfe"], "solver": o.solver, "guidance": o.guidance,
+                                         "labels": "held-out clips' digits" if lab is not None else "none",
                                          "wall_s": time.perf_counter() - t1}))
+    if run.spec.num_classes:  # the same model with its null label: unconditional generation
+        o = dataclasses.replace(opts or run.options(), guidance=1.0)
+        gen, setup = run.generate(n, o, seed=seed + 1)
+        card.rows.append(Row("model · null label", unconditional(gen.x, nets, ref, exact),
+                             {**base, "nfe": setup["nfe"], "solver": o.solver, "guidance": 1.0, "labels": "null"}))
     last = copy_last(val, given)
     cl = {**unconditional(last, nets, ref, exact), **_tasks(lambda k, xk: copy_last(xk, int(k[0].sum())), val, given,
                                                              ends)}
@@ -100,7 +111,11 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
         f"pred_mse@h: pixel MSE ([0, 1] scale) of frame given+h from the first {given} real frames (one sample per "
         f"clip); interp_mse: middle frames between the first and last {ends}; copy-last row: its interp_mse is "
         "the linear cross-fade between the two given end frames.",
-        "copy-last-frame row: unconditional metrics are those of its clips (given frames, then frozen)."]
+        "copy-last-frame row: unconditional metrics are those of its clips (given frames, then frozen).",
+        *(["Class-conditional models generate for the held-out clips' digit labels (a class-matched draw, as the "
+           "image card does) at the row's guidance; 'model · null label' is the same model without a label "
+           "(unconditional, guidance 1). Prediction and interpolation use no label: only the given frames."]
+          if run.spec.num_classes else [])]
     return card
 
 

@@ -12,19 +12,20 @@ from . import __version__
 
 
 def data_spec(bundle) -> DataSpec:
-    """Clips ``[T, C, H, W]`` with one time per frame (given frames are known parts)."""
+    """Clips ``[T, C, H, W]`` with one time per frame (given frames are known parts) and, for the
+    moving digits, the digit's class as the ``label`` condition."""
     t, c, h, w = bundle.meta["shape"]  # also for lazy bundles (data.options.lazy), which hold no tensor
-    return DataSpec("continuous", (t, c, h, w), time_shape=(t,))
+    return DataSpec("continuous", (t, c, h, w), time_shape=(t,), num_classes=int(bundle.meta.get("num_classes", 0)))
 
 
 def _fits(spec: DataSpec) -> bool:
     return lazy("panflow_video.backbone:fits")(spec)
 
 
-SMALL = {"train.steps": 1000, "train.batch_size": 16, "train.lr": 2e-3, "train.warmup_steps": 100,
+SMALL = {"train.steps": 3000, "train.batch_size": 16, "train.lr": 2e-3, "train.warmup_steps": 100,
          "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.05, "train.ema_decay": 0.995, "train.ema_warmup": True,
          "train.grad_clip": 1.0, "train.log_every": 250, "train.device": "cpu", "data.val_fraction": 0.15,
-         "data.options": {"recipe": "small"}, "sample.solver": "heun", "sample.nfe": 12}
+         "data.options": {"recipe": "small"}, "sample.solver": "heun", "sample.nfe": 24, "sample.guidance": 1.5}
 PRESETS = {
     "smoke": {"train.steps": 3, "train.batch_size": 8, "train.log_every": 1, "data.val_fraction": 0.25,
               "data.options": {"recipe": "smoke"}, "sample.nfe": 2, "sample.solver": "euler", "train.device": "cpu"},

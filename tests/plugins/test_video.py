@@ -74,6 +74,21 @@ def test_embedded_split_uses_unseen_digit_images():
     assert tr.max() < 1348 and va.max() < 449  # indices into disjoint image sets (1797 = 1348 + 449)
     with pytest.raises(DataError, match="unknown moving-digits option"):
         load_moving(DatasetOptions(None, 0.25, 0, {"recipe": "smoke", "fps": 3}))
+
+
+def test_embedded_clips_carry_their_digit_as_the_label_condition():
+    from panflow_video.plugin import data_spec
+
+    b = load_moving(DatasetOptions(None, 0.25, 0, {"recipe": "smoke", "clips": 40}))
+    assert torch.equal(b.train.y, b.meta["train_tracks"]["labels"][:, 0]) and data_spec(b).num_classes == 10
+    plain = load_moving(DatasetOptions(None, 0.25, 0, {"recipe": "smoke", "clips": 40, "labels": False}))
+    assert plain.train.y is None and data_spec(plain).num_classes == 0 and torch.equal(plain.train.x, b.train.x)
+    two = load_moving(DatasetOptions(None, 0.25, 0, {"recipe": "smoke", "clips": 40, "digits": 2}))
+    assert two.train.y is None  # two digits have no single label: unconditional by default
+    with pytest.raises(DataError, match="no single clip label"):
+        load_moving(DatasetOptions(None, 0.25, 0, {"recipe": "smoke", "digits": 2, "labels": True}))
+    with pytest.raises(DataError, match="true or false"):
+        load_moving(DatasetOptions(None, 0.25, 0, {"recipe": "smoke", "labels": "yes"}))
     with pytest.raises(UnknownNameError, match="smal"):
         load_moving(DatasetOptions(None, 0.25, 0, {"recipe": "smal"}))
 
@@ -103,6 +118,24 @@ def test_npz_and_npy_round_trip(tmp_path):
     np.savez(tmp_path / "f.npz", x=x.astype(np.float32) * 2)
     with pytest.raises(DataError, match=r"f.npz\[0\]: float clips must hold finite values in \[0, 1\]"):
         load_path(DatasetOptions(str(tmp_path / "f.npz"), 0.25, 0, {"frames": 5}))
+
+
+def test_npz_labels_become_the_label_condition(tmp_path):
+    from panflow_video.plugin import data_spec
+
+    x = np.broadcast_to((np.arange(6, dtype=np.uint8) * 40)[:, None, None, None], (6, 4, 8, 10)).copy()  # clip k = 40k
+    np.savez(tmp_path / "c.npz", clips=x, labels=np.array([0, 1, 2, 0, 1, 2]))
+    b = load_path(DatasetOptions(str(tmp_path / "c.npz"), 0.34, 0, {"frames": 2, "windows": "all"}))
+    assert data_spec(b).num_classes == 3 and len(b.train) + len(b.val) == 12
+    for part in (b.train, b.val):  # every window keeps the label of the clip it was cut from
+        clip = (part.x[:, 0, 0, 0, 0] * 255 / 40).round().long()
+        assert part.y.tolist() == (clip % 3).tolist()
+    np.savez(tmp_path / "bad.npz", clips=x, labels=np.array([0.5] * 6))
+    with pytest.raises(DataError, match="'labels' must be non-negative integers"):
+        load_path(DatasetOptions(str(tmp_path / "bad.npz"), 0.25, 0, {"frames": 5}))
+    np.savez(tmp_path / "short.npz", clips=x, labels=np.arange(5))
+    with pytest.raises(DataError, match=r"one per clip \(6\)"):
+        load_path(DatasetOptions(str(tmp_path / "short.npz"), 0.25, 0, {"frames": 5}))
 
 
 def test_frame_folders_round_trip_and_errors(tmp_path):
@@ -210,6 +243,9 @@ def test_smoke_train_sample_and_known_frames_stay_given(smoke_run, tmp_path):
     assert names == ["grid.png", "sample_00000.mp4", "sample_00001.mp4", "sample_00002.mp4"]
     back, _ = read_video(tmp_path / "s" / "sample_00000.mp4")
     assert back.shape == (6, 64, 64, 1)
+    assert run.spec.num_classes == 10  # the digit is the clip's label: ask for one, guided
+    digits, setup = run.generate(4, run.options(nfe=2, guidance=2.0), labels=torch.tensor([3, 3, 7, 7]))
+    assert digits.x.shape == (4, 6, 1, 16, 16) and digits.y.tolist() == [3, 3, 7, 7] and setup["guidance"] == 2.0
 
 
 def test_metrics_on_known_cases():
@@ -234,7 +270,9 @@ def test_benchmark_smoke_writes_score_card(tmp_path):
     paths = run_benchmarks(["video"], "smoke", tmp_path, log=lambda m: None)
     result = json.loads(paths["video"].read_text())
     roles = [r["role"] for r in result["rows"]]
-    assert roles == ["floor", "baseline · per-frame model", "baseline · copy-last-frame", "model"]
+    assert roles == ["floor", "baseline · per-frame model", "baseline · copy-last-frame", "model", "model · null label"]
+    model = next(r for r in result["rows"] if r["role"] == "model")
+    assert model["setup"]["labels"] == "held-out clips' digits"
     assert {b["name"] for b in result["bars"]} >= {"per-frame FD / floor", "identity consistency / real"}
 
 
