@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from panflow import SampleOptions, ScoreCard, bar, build_config, count_parameters, get_registry, load_run, train
+from panflow import ScoreCard, bar, build_config, count_parameters, get_registry, load_run, train
 
 from .backbone import build
 from .evaluate import video_card
@@ -70,9 +70,8 @@ def _run(p: dict, preset: str, seed: int) -> ScoreCard:
         base, binfo = _train(preset, Path(tmp), "frame", seed, "frame-unet", {**options, "channels": width})
         bundle = run.load_data()
         t0 = time.perf_counter()
-        smp = run.cfg.sample
-        card = video_card(run, bundle, p["n"], seed, p["given"], p["ends"], baseline=base,
-                          opts=SampleOptions(smp.solver, nfe=smp.nfe), classifier_steps=p["classifier_steps"])
+        card = video_card(run, bundle, p["n"], seed, p["given"], p["ends"], baseline=base,  # each run's [sample]
+                          classifier_steps=p["classifier_steps"])
         eval_s = time.perf_counter() - t0
     _bars(card, p["given"])
     tr = run.cfg.train

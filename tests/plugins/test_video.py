@@ -264,15 +264,17 @@ def test_plugin_conforms():
 
 
 @pytest.mark.slow
-def test_benchmark_smoke_writes_score_card(tmp_path):
+def test_benchmark_smoke_writes_score_card(tmp_path, monkeypatch):
     from panflow.bench import run_benchmarks
+    from panflow_video.plugin import PRESETS
 
+    monkeypatch.setitem(PRESETS["smoke"], "sample.guidance", 1.5)  # the card samples with the run's own settings
     paths = run_benchmarks(["video"], "smoke", tmp_path, log=lambda m: None)
     result = json.loads(paths["video"].read_text())
     roles = [r["role"] for r in result["rows"]]
     assert roles == ["floor", "baseline · per-frame model", "baseline · copy-last-frame", "model", "model · null label"]
     model = next(r for r in result["rows"] if r["role"] == "model")
-    assert model["setup"]["labels"] == "held-out clips' digits"
+    assert model["setup"]["labels"] == "held-out clips' digits" and model["setup"]["guidance"] == 1.5
     assert {b["name"] for b in result["bars"]} >= {"per-frame FD / floor", "identity consistency / real"}
 
 
