@@ -21,7 +21,7 @@ class SampleOptions:
     """How to sample.
 
     - ``solver`` and ``nfe``: a registered solver (flow: euler, midpoint, heun, rk4, dopri5, sde;
-      masked: ancestral, confidence, maskgit, remdm) and its budget of model evaluations (dopri5 is adaptive: it
+      masked: ancestral, confidence, entropy, maskgit, remdm) and its budget of model evaluations (dopri5 is adaptive: it
       uses ``atol``/``rtol`` and reports the NFE it spent);
     - ``guidance``: classifier-free guidance scale over the conditions in ``guided`` (empty = all);
       ``guidance_scales`` (``{name: w}``) instead composes one scale per condition, in order;

@@ -12,6 +12,7 @@ time-free models masked diffusion uses).
   distribution is most certain (largest top probability) first, each with a token drawn from it;
   with ``order_noise > 0`` the confidences are perturbed by Gumbel noise (scale annealed to 0 over
   the steps, as in MaskGIT's choice temperature), so the order is sampled rather than greedy.
+- ``entropy``: the same, lowest-entropy positions first.
 - ``maskgit``: the same, but ranking positions by the probability of the token drawn there
   (MaskGIT, Chang et al. 2022) — biased towards frequent tokens; kept for comparison.
 - ``remdm``: ReMDM (Wang et al. 2025, arXiv:2503.00307) with the max-capped schedule: each
@@ -134,6 +135,17 @@ class Confidence(UnmaskSampler):
         return torch.where(masked & (order < n_reveal[:, None]), tokens, s.z)
 
 
+class EntropyOrder(Confidence):
+    """Reveal the positions whose unmasking distribution has the lowest entropy first (a certainty
+    measure over the whole distribution, not just its top; state-only like :class:`Confidence`)."""
+
+    name = "entropy"
+
+    def score(self, s: Step, tokens: torch.Tensor) -> torch.Tensor:
+        p = s.probs
+        return (p * p.clamp_min(1e-300).log()).sum(-1)  # −H: higher is more certain
+
+
 class TokenConfidence(Confidence):
     """MaskGIT's rule (Chang et al. 2022): a position's confidence is the probability of the token
     drawn there. Kept to show the collapse it causes (see :class:`Confidence`)."""
@@ -160,7 +172,7 @@ class ReMDM(UnmaskSampler):
 
 
 UNMASK_SAMPLERS: NameTable = NameTable("masked-diffusion sampler",
-                                       {c.name: c() for c in (Ancestral, Confidence, TokenConfidence, ReMDM)})
+                                       {c.name: c() for c in (Ancestral, Confidence, EntropyOrder, TokenConfidence, ReMDM)})
 
 
 def register_unmask_sampler(sampler: UnmaskSampler) -> UnmaskSampler:

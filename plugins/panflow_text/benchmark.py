@@ -268,7 +268,7 @@ def run_benchmark(preset: str, out_dir, seed: int = 0, steps: int | None = None,
     card.bars.append(bar("  ... and their unigram entropy deviation from held-out", abs(best["unigram_entropy"] / h0 - 1),
                          "<=", 0.02))
     for r in rows:
-        if r["solver"] == "confidence" and r.get("order_noise"):
+        if r["solver"] in ("confidence", "entropy") and r.get("order_noise"):  # the state-ordered samplers
             card.bars.append(bar(f"{r['model']}, {r['setting']}: unigram entropy deviation (no collapse)",
                                  abs(r["unigram_entropy"] / h0 - 1), "<=", 0.05))
     if speed:

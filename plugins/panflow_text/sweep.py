@@ -21,6 +21,8 @@ SETTINGS = (
     ("confidence", "confidence", 1.0, {}),
     ("confidence noise 1", "confidence", 1.0, {"order_noise": 1.0}),
     ("confidence noise 3", "confidence", 1.0, {"order_noise": 3.0}),
+    ("entropy order", "entropy", 1.0, {}),
+    ("entropy order noise 1", "entropy", 1.0, {"order_noise": 1.0}),
     ("maskgit (drawn-token confidence)", "maskgit", 1.0, {}),
     ("maskgit noise 10", "maskgit", 1.0, {"order_noise": 10.0}),
     ("remdm eta 0.02 top-p 0.9, 2L steps", "remdm", 2.0, {"remask": 0.02, "top_p": 0.9}),

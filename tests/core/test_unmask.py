@@ -46,9 +46,10 @@ class _Fixed(torch.nn.Module):
             self.lg[attention.positions].expand(z.shape[0], -1, -1)
 
 
-def test_confidence_order_noise_randomises_the_order():
-    """Greedy confidence reveals the sharpest position first every time; with order noise the first
-    position varies between samples."""
+@pytest.mark.parametrize("solver", ["confidence", "entropy"])
+def test_confidence_order_noise_randomises_the_order(solver):
+    """Greedy confidence (top probability or entropy) reveals the sharpest position first every time;
+    with order noise the first position varies between samples."""
     v, length = 5, 8
     m = _Fixed(v, length, torch.linspace(0.0, 14.0, length))
     obj = MaskedObjective(v)
@@ -59,14 +60,14 @@ def test_confidence_order_noise_randomises_the_order():
         for _ in range(20):
             z = torch.full((1, length), v)
             probs = shape_probs(m(z, None))
-            out = UNMASK_SAMPLERS["confidence"].step(Step(z, torch.ones_like(z, dtype=torch.bool), probs, 0.0, 1 / length,
-                                                          0, length, v, SampleOptions("confidence", order_noise=noise), g))
+            out = UNMASK_SAMPLERS[solver].step(Step(z, torch.ones_like(z, dtype=torch.bool), probs, 0.0, 1 / length,
+                                                    0, length, v, SampleOptions(solver, order_noise=noise), g))
             res.append(int((out != v).nonzero()[0, 1]))
         return set(res)
 
     assert first_revealed(0.0) == {length - 1}
     assert len(first_revealed(3.0)) > 2
-    x = obj.generate(m, (4, length), SampleOptions("confidence", nfe=length, order_noise=1.0), generator=g).x
+    x = obj.generate(m, (4, length), SampleOptions(solver, nfe=length, order_noise=1.0), generator=g).x
     assert bool((x < v).all())
 
 
@@ -95,8 +96,9 @@ def test_confidence_order_draws_tokens_without_selection_bias():
         return float(x.double().mean())
 
     se = (p * (1 - p) / (n * length)) ** 0.5
-    assert abs(ones("confidence") - p) < 4 * se
-    assert abs(ones("confidence", order_noise=3.0) - p) < 4 * se
+    for solver in ("confidence", "entropy"):
+        assert abs(ones(solver) - p) < 4 * se
+        assert abs(ones(solver, order_noise=3.0) - p) < 4 * se
     assert ones("maskgit") > p + 0.1
 
 

@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, help="number of samples (default: the run's sample.n, or the --cond rows)")
     s.add_argument("--nfe", type=int)
     s.add_argument("--solver", help="flow: euler | midpoint | heun | rk4 | dopri5 | sde; "
-                   "masked: ancestral | confidence | maskgit | remdm")
+                   "masked: ancestral | confidence | entropy | maskgit | remdm")
     s.add_argument("--prefix", help="text (or the domain's prompt) every sample starts with (masked domains)")
     s.add_argument("--temperature", type=float, help="masked: temperature of the unmasking distribution")
     s.add_argument("--top-p", type=float, dest="top_p", help="masked: nucleus mass of the unmasking distribution")
