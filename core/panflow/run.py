@@ -117,14 +117,15 @@ class Run:
         ``cond`` gives condition tensors by name (raw values, ``[n, ...]``; ``labels`` is shorthand
         for ``cond["label"]``); ``known [n, *time_shape]`` with ``x_known`` (raw space, ``[n, *shape]``)
         holds given elements. A class-conditional model asked for guidance without labels samples
-        the classes in turn.
+        the classes in turn — unless elements are given: they speak for the sample, which then
+        gets the null label (guiding towards an arbitrary class would fight them).
         """
         opts = opts or self.options()
         g = torch.Generator(device=self.device).manual_seed(seed)
         cond = dict(cond or {})
         if labels is not None:
             cond["label"] = labels
-        if "label" not in cond and self.spec.num_classes and opts.guides:
+        if "label" not in cond and self.spec.num_classes and opts.guides and known is None:
             cond["label"] = torch.arange(n) % self.spec.num_classes
         for k, v in cond.items():
             if v.shape[0] != n:

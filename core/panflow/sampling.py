@@ -8,7 +8,7 @@ section extends it with ``n`` and ``seed``). :class:`SampleResult` is what every
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -71,6 +71,10 @@ class SampleOptions:
     @property
     def guides(self) -> bool:
         return self.guidance != 1.0 or any(w != 1.0 for w in self.guidance_scales.values())
+
+    def unguided(self) -> SampleOptions:
+        """The same settings without guidance (every scale 1: the conditional field as given)."""
+        return replace(self, guidance=1.0, guidance_scales={})
 
 
 @dataclass

@@ -107,10 +107,12 @@ class Confidence(UnmaskSampler):
 
     A position's confidence is the log of its largest unmasking probability: a function of the
     current state only, never of the token drawn there, so the order carries no selection bias and
-    every revealed token is a draw from its conditional (with an exact model, any such order samples
-    the joint exactly). Scoring by the drawn token's probability instead (:class:`TokenConfidence`,
-    MaskGIT's rule) keeps a position when its draw happened to be a likely token, which drives the
-    samples towards the most frequent tokens (unigram entropy collapses).
+    every revealed token is a draw from its conditional (with an exact model and one token revealed
+    per step — as many steps as tokens — any such order samples the joint exactly; tokens revealed
+    in the same step are drawn independently, as in ancestral sampling). Scoring by the drawn
+    token's probability instead (:class:`TokenConfidence`, MaskGIT's rule) keeps a position when its
+    draw happened to be a likely token, which drives the samples towards the most frequent tokens
+    (unigram entropy collapses).
     """
 
     name = "confidence"
@@ -124,7 +126,9 @@ class Confidence(UnmaskSampler):
         tokens = categorical(s.probs, s.generator)
         n_masked = masked.sum(1)
         last = s.index == s.steps - 1
-        n_reveal = n_masked if last else torch.ceil(n_masked.double() * _reveal_fraction(s.ks, s.kt)).long()
+        # the expected count, rounded up; the tolerance keeps float error (1/3 · 3 = 1.0000000000000002) from
+        # turning one token into two
+        n_reveal = n_masked if last else torch.ceil(n_masked.double() * _reveal_fraction(s.ks, s.kt) - 1e-9).long()
         score = self.score(s, tokens)
         if s.opts.order_noise > 0:
             u = torch.rand(score.shape, generator=s.generator, device=score.device, dtype=torch.float64)

@@ -4,7 +4,7 @@ Raw space is float32 ``[N, T, C, H, W]`` in [0, 1]. ``--data PATH`` reads
 
 - an NPY/NPZ array ``[N, T, H, W]`` or ``[N, T, H, W, C]`` (uint8, or float in [0, 1]; NPZ key
   ``x``/``clips``/``videos``, or its only array; an NPZ's integer ``labels [N]`` become the clips'
-  ``label`` condition);
+  ``label`` condition unless ``labels = false``);
 - a folder of clip folders (each holding that clip's frame images, sorted by name);
 - a video file or a folder of video files (MP4, WebM, MKV, AVI, GIF, ...) decoded through PyAV.
 
@@ -36,7 +36,7 @@ from panflow import DataBundle, DataError, DatasetOptions, Samples
 from .moving import RECIPES, Recipe, moving_digits
 from .video_io import FRAME_SUFFIXES, VIDEO_SUFFIXES, read_frames, read_video
 
-PATH_OPTIONS = ("frames", "stride", "windows", "resolution", "mode", "lazy")
+PATH_OPTIONS = ("frames", "stride", "windows", "resolution", "mode", "lazy", "labels")
 RECIPE_KEYS = tuple(Recipe.__dataclass_fields__)
 DIGITS_HELD_OUT = 0.25  # fraction of the real digit images kept for validation clips only
 
@@ -109,13 +109,17 @@ def _policy(options: dict) -> dict:
         raise DataError(f"unknown video data option(s) {bad}; known: {', '.join(PATH_OPTIONS)}")
     p = {"frames": int(options.get("frames", 8)), "stride": int(options.get("stride", 1)),
          "windows": options.get("windows", "first"), "resolution": options.get("resolution"),
-         "mode": options.get("mode", "L"), "lazy": bool(options.get("lazy", False))}
+         "mode": options.get("mode", "L"), "lazy": bool(options.get("lazy", False)), "labels": options.get("labels")}
     if p["frames"] < 2 or p["stride"] < 1:
         raise DataError(f"video data options need frames >= 2 and stride >= 1, got {p['frames']}, {p['stride']}")
     if p["windows"] not in ("first", "all"):
         raise DataError(f"video data option windows must be 'first' or 'all', got {p['windows']!r}")
     if p["lazy"] and p["windows"] != "first":
         raise DataError("data.options.lazy reads one window per clip; it needs windows = 'first'")
+    if p["labels"] not in (None, True, False):
+        raise DataError(f"video data option labels must be true or false, got {p['labels']!r}")
+    if p["lazy"] and p["labels"]:
+        raise DataError("data.options.lazy reads clips without labels; labels come from an NPZ read in memory")
     if p["mode"] not in ("L", "RGB"):
         raise DataError(f"video data option mode must be 'L' or 'RGB', got {p['mode']!r}")
     return p
@@ -250,7 +254,9 @@ def load_path(opts: DatasetOptions) -> DataBundle:
     meta = {"source": str(path), "policy": p, "n_train": n - n_val, "n_val": n_val, "shape": list(x.shape[1:]),
             "hash": _hash(x), "fps": (rates[0] if rates else 8.0) / p["stride"],
             "source_fps": sorted(set(rates))}  # frames are not resampled: mixed rates are kept as decoded
-    if labels[0] is None:
+    if p["labels"] and labels[0] is None:
+        raise DataError(f"{path}: data.options.labels = true, but the clips carry no labels (an NPZ's 'labels' array)")
+    if labels[0] is None or p["labels"] is False:  # no labels, or labels turned off: unconditional clips
         return DataBundle(Samples(x[perm[n_val:]]), Samples(x[perm[:n_val]]), meta)
     y = torch.tensor(labels, dtype=torch.long)  # an NPZ's labels: the clips' class condition
     meta["num_classes"] = int(y.max()) + 1

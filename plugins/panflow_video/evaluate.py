@@ -12,7 +12,6 @@ middle frames between the first and last ``ends`` frames.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -74,23 +73,27 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
     card.rows.append(Row("floor", floor, {**base, "what": "held-out real clips vs training clips"}))
     card.artifacts["real.clips"] = val[:PREVIEW_CLIPS]
     models = [("baseline · per-frame model", baseline)] if baseline is not None else []
-    labels = tracks["labels"][:n, 0]
     for role, r in [*models, ("model", run)]:
         o = opts or r.options()
-        lab = labels if r.spec.num_classes else None  # class-matched: the held-out clips' digits
+        lab = bundle.val.y[:n] if r.spec.num_classes else None  # class-matched: the held-out clips' digits
         t1 = time.perf_counter()
         gen, setup = r.generate(n, o, labels=lab, seed=seed + 1)
         card.artifacts[f"{'model' if role == 'model' else 'per_frame'}.clips"] = gen.x[:PREVIEW_CLIPS]
         met = unconditional(gen.x, nets, ref, exact)
-        given_only = dataclasses.replace(o, guidance=1.0)  # prediction and interpolation see frames only
-        met.update(_tasks(lambda k, xk, r=r, o=given_only: r.generate(n, o, seed=seed + 2, known=k, x_known=xk)[0].x,
-                          val, given, ends))
+        # prediction and interpolation see the given frames only (no label, no guidance) — unless
+        # the model never learnt to go without its label (label dropout 0): then it gets the truth
+        task_lab = lab if lab is not None and not _nullable(r, "label") else None
+        plain = o.unguided()
+        met.update(_tasks(lambda k, xk, r=r, o=plain, y=task_lab:
+                          r.generate(n, o, labels=y, seed=seed + 2, known=k, x_known=xk)[0].x, val, given, ends))
         card.rows.append(Row(role, met, {**base, "nfe": setup["nfe"], "solver": o.solver, "guidance": o.guidance,
                                          "labels": "held-out clips' digits" if lab is not None else "none",
+                                         "task_labels": "held-out clips' digits" if task_lab is not None else "none",
                                          "wall_s": time.perf_counter() - t1}))
-    if run.spec.num_classes:  # the same model with its null label: unconditional generation
-        o = dataclasses.replace(opts or run.options(), guidance=1.0)
+    if _nullable(run, "label"):  # the same model with its null label: unconditional generation
+        o = (opts or run.options()).unguided()
         gen, setup = run.generate(n, o, seed=seed + 1)
+        card.artifacts["null_label.clips"] = gen.x[:PREVIEW_CLIPS]
         card.rows.append(Row("model · null label", unconditional(gen.x, nets, ref, exact),
                              {**base, "nfe": setup["nfe"], "solver": o.solver, "guidance": 1.0, "labels": "null"}))
     last = copy_last(val, given)
@@ -117,6 +120,11 @@ def video_card(run, bundle, n: int, seed: int = 0, given: int = 3, ends: int = 2
            "(unconditional, guidance 1). Prediction and interpolation use no label: only the given frames."]
           if run.spec.num_classes else [])]
     return card
+
+
+def _nullable(run, name: str) -> bool:
+    """Whether ``run`` has the condition ``name`` and learnt its null (training dropout > 0)."""
+    return any(c.name == name and c.dropout > 0 for c in run.spec.conditions)
 
 
 def _crossfade_mse(val: torch.Tensor, ends: int) -> float:

@@ -22,6 +22,7 @@ def _fits(spec: DataSpec) -> bool:
     return lazy("panflow_video.backbone:fits")(spec)
 
 
+# sample.guidance: classifier-free guidance on the digit label, inherited by quick and full
 SMALL = {"train.steps": 3000, "train.batch_size": 16, "train.lr": 2e-3, "train.warmup_steps": 100,
          "train.lr_schedule": "cosine", "train.min_lr_ratio": 0.05, "train.ema_decay": 0.995, "train.ema_warmup": True,
          "train.grad_clip": 1.0, "train.log_every": 250, "train.device": "cpu", "data.val_fraction": 0.15,

@@ -1,5 +1,6 @@
 """report.html previews for video: one film strip per source (held-out clips, the (2+1)-D model's
-unconditional samples, the per-frame baseline's), one row per clip and one column per frame."""
+clips — for the held-out clips' digits at the run's guidance, and without a label — and the
+per-frame baseline's), one row per clip and one column per frame."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import numpy as np
 
 from panflow import Preview, image_grid, png_bytes, upscale
 
-SOURCES = (("real", "held-out clips"), ("model", "(2+1)-D model, unconditional"),
-           ("per_frame", "per-frame image model (no temporal layers)"))
+SOURCES = (("real", "held-out clips"), ("model", "(2+1)-D model, for the held-out clips' digits (guided)"),
+           ("null_label", "(2+1)-D model without a label (unconditional)"),
+           ("per_frame", "per-frame image model (no temporal layers), same labels and guidance"))
 
 
 def film_strip(clips: np.ndarray) -> np.ndarray:

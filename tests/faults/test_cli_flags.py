@@ -90,6 +90,11 @@ def test_label_and_guidance_on_a_conditional_model(digits, tmp_path):
     # fewer samples into the same folder: the earlier files are replaced, none left stale
     assert main(["sample", str(digits), "--n", "1", "--nfe", "2", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.glob("sample_*.png")) == ["sample_00000_class0.png"]
+    # --label null: no label at all (the model's unconditional field, which label dropout trained)
+    assert main(["sample", str(digits), "--n", "2", "--nfe", "2", "--label", "null", "--out", str(out)]) == 0
+    assert json.loads((out / "sampling.json").read_text())["conditions"] == []
+    with pytest.raises(SystemExit):
+        main(["sample", str(digits), "--label", "seven", "--out", str(out)])
 
 
 def test_bad_sample_flags_are_clean_errors(toy, digits, tmp_path, capsys):

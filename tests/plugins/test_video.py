@@ -130,6 +130,11 @@ def test_npz_labels_become_the_label_condition(tmp_path):
     for part in (b.train, b.val):  # every window keeps the label of the clip it was cut from
         clip = (part.x[:, 0, 0, 0, 0] * 255 / 40).round().long()
         assert part.y.tolist() == (clip % 3).tolist()
+    off = load_path(DatasetOptions(str(tmp_path / "c.npz"), 0.34, 0, {"frames": 2, "labels": False}))
+    assert off.train.y is None and data_spec(off).num_classes == 0
+    np.savez(tmp_path / "plain.npz", clips=x)
+    with pytest.raises(DataError, match="carry no labels"):
+        load_path(DatasetOptions(str(tmp_path / "plain.npz"), 0.25, 0, {"frames": 2, "labels": True}))
     np.savez(tmp_path / "bad.npz", clips=x, labels=np.array([0.5] * 6))
     with pytest.raises(DataError, match="'labels' must be non-negative integers"):
         load_path(DatasetOptions(str(tmp_path / "bad.npz"), 0.25, 0, {"frames": 5}))
@@ -246,6 +251,23 @@ def test_smoke_train_sample_and_known_frames_stay_given(smoke_run, tmp_path):
     assert run.spec.num_classes == 10  # the digit is the clip's label: ask for one, guided
     digits, setup = run.generate(4, run.options(nfe=2, guidance=2.0), labels=torch.tensor([3, 3, 7, 7]))
     assert digits.x.shape == (4, 6, 1, 16, 16) and digits.y.tolist() == [3, 3, 7, 7] and setup["guidance"] == 2.0
+    _, setup = run.generate(3, run.options(nfe=2, guidance=2.0))
+    assert setup["conditions"] == ["label"]  # guided, no labels given: the classes in turn
+    _, setup = run.generate(3, run.options(nfe=2, guidance=2.0), known=known, x_known=(z_known + 1) / 2)
+    assert setup["conditions"] == []  # given frames speak for the clip: no arbitrary class to guide towards
+
+
+def test_card_of_a_model_that_never_learnt_its_null_label(tmp_path):
+    """Label dropout 0: no unconditional row, and prediction / interpolation get the true labels."""
+    from panflow_video.evaluate import video_card
+
+    cfg = build_config("video", "smoke", overrides={"train.progress": False, "flow.label_dropout": 0.0,
+                                                     "data.options": {"recipe": "smoke", "clips": 24}})
+    run = load_run(train(cfg, tmp_path / "run"), device="cpu")
+    card = video_card(run, run.load_data(), 4, classifier_steps=(5, 5))
+    model = card.row("model")
+    assert [r.role for r in card.rows] == ["floor", "baseline · copy-last-frame", "model"]
+    assert model.setup["task_labels"] == "held-out clips' digits" and "pred_mse@1" in model.metrics
 
 
 def test_metrics_on_known_cases():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -32,6 +31,16 @@ def _plugins(args) -> int:
     if not infos:
         print("(no plugins installed in the 'panflow.plugins' entry-point group)")
     return 0
+
+
+def _label_arg(value: str) -> int | str:
+    """``--label``: a class id, or ``null`` for none."""
+    if value == "null":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a class id or 'null', got {value!r}") from None
 
 
 def _positive(**values: int | None) -> None:
@@ -165,7 +174,9 @@ def _sample(args) -> int:
     k = run.spec.num_classes
     if not run.spec.conditions and (args.label is not None or args.guidance not in (None, 1.0) or args.cond):
         raise ConfigError(f"run {args.run_dir} is unconditional: --label, --guidance and --cond need a conditional model")
-    if args.label is not None and not 0 <= args.label < k:
+    if args.label == "null" and not k:
+        raise ConfigError(f"--label null needs a class-conditional model; run {args.run_dir} has no label")
+    if args.label not in (None, "null") and not 0 <= args.label < k:
         raise ConfigError(f"--label {args.label} is out of range: the model has classes 0..{k - 1}"
                           if k else f"--label needs a class-conditional model; run {args.run_dir} has no label")
     opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale,
@@ -179,7 +190,7 @@ def _sample(args) -> int:
     if args.resample is not None and opts.inpaint != "repaint":
         raise PanflowError(f"--resample is the repaint method's setting; inpaint is '{opts.inpaint}' (use --inpaint repaint)")
     if not run.spec.conditions:
-        opts = dataclasses.replace(opts, guidance=1.0, guidance_scales={})  # nothing to guide on
+        opts = opts.unguided()  # nothing to guide on
     cond, known, x_known, n = {}, None, None, args.n
     if args.cond:
         cond, known, x_known, n = _load_cond(args.cond, args.n)
@@ -188,9 +199,9 @@ def _sample(args) -> int:
         if known is not None:
             raise ConfigError("give either --prefix or 'known' in --cond, not both")
         known, x_known = _prefix(run, args.prefix, n)
-    if args.label is not None:
-        cond["label"] = torch.full((n,), args.label, dtype=torch.long)
-    elif k and "label" not in cond:
+    if args.label not in (None, "null"):
+        cond["label"] = torch.full((n,), int(args.label), dtype=torch.long)
+    elif k and "label" not in cond and args.label is None and known is None:  # given parts speak for themselves
         cond["label"] = torch.arange(n) % k
     samples, setup = run.generate(n, opts, seed=args.seed, cond=cond, known=known, x_known=x_known)
     for p in stale:
@@ -346,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="masked, confidence: Gumbel noise on the unmasking order")
     s.add_argument("--guidance", type=float)
     s.add_argument("--noise-scale", type=float, dest="noise_scale")
-    s.add_argument("--label", type=int, help="class label for every sample (class-conditional models)")
+    s.add_argument("--label", type=_label_arg, help="class label for every sample (class-conditional models), or "
+                   "'null' for none (unconditional); default: the classes in turn, none when parts are given")
     s.add_argument("--cond", metavar="FILE.npz",
                    help="condition arrays by name (one row = every sample), optional 'known' + 'x_known'")
     s.add_argument("--inpaint", help="how known parts are held: trained (default), or training-free "
