@@ -50,6 +50,7 @@ from .nn import AdaLNBlock, AdaLNOutput, ConditionEmbedding, LabelEmbedding, Rot
 from .objective import FlowObjective, masked_mean
 from .paths import AffinePath, CosineSchedule, LinearSchedule, VPSchedule, make_schedule
 from .plugins import PluginUnavailable, get_registry, load_plugins
+from .potentials import POTENTIALS, Potential, get_potential, register_potential
 from .preview import Preview, colormap, image_grid, png_bytes, polylines_svg, scatter_svg, upscale, wav_bytes  # report (issue 21)
 from .progress import enabled as progress_enabled  # report (issue 21)
 from .progress import stage as progress_stage  # report (issue 21)
@@ -104,6 +105,7 @@ __all__ = [
     "precision_recall", "resolve_device", "sample_ode", "sample_sde", "standard_normal_logpdf", "time_grid",
     "train", "write_result", "Assembly", "assemble", "load_data", "training_spec", "ConditionSpec", "Objective",
     "INPAINT_METHODS", "InpaintMethod", "InpaintProblem", "register_inpaint_method",
+    "POTENTIALS", "Potential", "get_potential", "register_potential",
     "KNOWN_SAMPLERS", "KnownSampler", "expand_known", "make_known_sampler", "register_known_sampler",
     "ConditionEmbedding", "RegressionObjective", "consumes_labels_and_vectors",
     "cache_dir", "cached_weights", "SampleResult", "guided_velocity", "Solver", "get_solver", "register_solver",

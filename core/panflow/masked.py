@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .blocks import KVCache, context_call, two_stream
 from .errors import ConfigError, ContractError, DataError, PanflowError, UnknownNameError
+from .potentials import refuse_potentials
 from .sampling import SampleOptions, SampleResult
 from .unmask import UNMASK_SAMPLERS, categorical, unmask
 
@@ -248,6 +249,7 @@ class MaskedObjective:
         """
         sampler_name = opts.solver
         UNMASK_SAMPLERS.lookup(sampler_name)
+        refuse_potentials(opts, "masked diffusion")
         steps = int(opts.nfe)
         if steps <= 0:
             raise PanflowError(f"NFE must be positive, got {steps}")

@@ -19,6 +19,7 @@ from .errors import ContractError, DataError, UnknownNameError
 from .inpaint import InpaintProblem, get_inpaint_method
 from .known import KnownSampler, expand_known, make_known_sampler
 from .paths import PREDICTIONS, AffinePath, schedule_from_json
+from .potentials import with_potentials
 from .sampling import SampleOptions, SampleResult, guidance_groups, guided_velocity, prepare_cond, with_nulls
 from .solvers import get_solver
 from .time_samplers import TimeSampler, make_time_sampler
@@ -192,11 +193,12 @@ class FlowObjective:
         vel = self._guided(model, cond, opts, b, device)
         return lambda x, s: vel(x, self.model_time(s, None, x.shape[0]), s)
 
-    def _guided(self, model, cond, opts: SampleOptions, batch: int, device):
-        """``f(x, t, s) -> v``: the model's velocity with the given conditions and guidance."""
+    def _guided(self, model, cond, opts: SampleOptions, batch: int, device, generator=None):
+        """``f(x, t, s) -> v``: the model's velocity with the given conditions, guidance and potentials."""
         conds = prepare_cond(self.conditions, cond, batch, device)
-        return guided_velocity(self.model_velocity(model), self.conditions, conds,
-                               guidance_groups(self.conditions, opts), opts.guidance_interval)
+        vel = guided_velocity(self.model_velocity(model), self.conditions, conds,
+                              guidance_groups(self.conditions, opts), opts.guidance_interval)
+        return with_potentials(vel, opts.potentials, self.path, self.t_eps, conds, batch, generator)
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, shape: tuple[int, ...], opts: SampleOptions,
@@ -212,7 +214,7 @@ class FlowObjective:
         solver = get_solver(opts.solver)
         x0 = torch.randn(shape, generator=generator, device=device)
         b = shape[0]
-        vel = self._guided(model, cond, opts, b, device)
+        vel = self._guided(model, cond, opts, b, device, generator)
         if known is None:
             return solver.run(lambda x, s: vel(x, self.model_time(s, None, b), s), x0, opts, path=self.path,
                               generator=generator)

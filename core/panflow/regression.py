@@ -19,6 +19,7 @@ from .components import ConditionSpec, DataSpec
 from .errors import ContractError, DataError
 from .known import expand_known, make_known_sampler
 from .objective import _expand_mask
+from .potentials import refuse_potentials
 from .sampling import SampleResult
 
 
@@ -76,6 +77,7 @@ class RegressionObjective:
                  known: torch.Tensor | None = None, x_known: torch.Tensor | None = None) -> SampleResult:
         if opts is not None and opts.guides:
             raise ContractError("the regression baseline has no unconditional branch: guidance does not apply")
+        refuse_potentials(opts, "the regression baseline")
         n = shape[0]
         base = torch.zeros(shape, device=device) if x_known is None else x_known.to(device)
         if known is not None:

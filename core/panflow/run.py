@@ -155,6 +155,7 @@ class Run:
                  "resample": opts.resample if known is not None and opts.inpaint == "repaint" else 1,
                  "noise_scale": opts.noise_scale if opts.solver == "sde" else 0.0, "seed": seed,
                  "unmasking": {k: getattr(opts, k) for k in ("temperature", "top_p", "remask", "order_noise")},
+                 "potentials": {k: dict(v) for k, v in opts.potentials.items()},
                  "wall_s": time.perf_counter() - t0}
         return Samples(torch.cat(outs), cond={k: v.cpu() for k, v in cond.items()}), setup
 

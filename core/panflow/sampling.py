@@ -52,11 +52,14 @@ class SampleOptions:
     order_noise: float = 0.0
     remask: float = 0.0
     stop_token: int = -1
+    potentials: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from .inpaint import get_inpaint_method  # the registry imports this module
+        from .potentials import check_potential_options
 
         get_inpaint_method(self.inpaint)
+        check_potential_options(self.potentials)
         if self.resample < 1:
             raise PanflowError(f"resample must be >= 1, got {self.resample}")
         if self.guidance_interval and len(self.guidance_interval) != 2:

@@ -16,6 +16,7 @@ from panflow import Row, Run, ScoreCard
 from . import metrics as M
 from .baseline import random_walks
 from .io import sample_lengths
+from .rg_potential import size_law
 from .tasks import backbones, holds_positions, scaffold
 
 
@@ -66,11 +67,20 @@ def motif_row(run: Run, val: list[np.ndarray], motifs: int, motif_seg: int, seed
                 "wall_s": time.perf_counter() - t0})
 
 
+def size_potentials(train: list[np.ndarray], options: dict | None) -> dict:
+    """``SampleOptions.potentials`` for the ``rg`` potential with its target law fitted to ``train``
+    (``options``: weight, t_max); ``{}`` when ``options`` is None."""
+    return {} if options is None else {"rg": {**options, **size_law(train)}}
+
+
 def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=None, motifs: int = 4,
-                       motif_seg: int = 8, tm: bool = True, motif_run: Run | None = None) -> ScoreCard:
+                       motif_seg: int = 8, tm: bool = True, motif_run: Run | None = None,
+                       size_potential: dict | None = None) -> ScoreCard:
     """Backbone rows from ``run``; the motif row from ``motif_run`` (default ``run``; it must be a
     Cartesian run), or none when ``motifs`` is 0 or ``run`` is internal-coordinate and no
-    ``motif_run`` is given."""
+    ``motif_run`` is given. With ``size_potential`` (``{"weight", "t_max"}``) the model samples under
+    the ``rg`` potential, its target fitted to the training chains, and a ``model · no size
+    potential`` row shows the same model without it."""
     if motif_run is None and not holds_positions(run):
         motifs = 0
     bundle = bundle or run.load_data()
@@ -89,8 +99,12 @@ def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=Non
     card.rows.append(Row("baseline", structure_row(random_walks(lengths, seed), train, data_sse, seed, tm),
                          {"n": n, "seed": seed, "wall_s": time.perf_counter() - t0,
                           "what": "ideal random walk, 3.8 Å bonds, held-out lengths"}))
-    gen, setup = backbones(run, lengths, run.options(), seed=seed)
+    pots = size_potentials(train, size_potential)
+    gen, setup = backbones(run, lengths, run.options(potentials=pots or None), seed=seed)
     card.rows.append(Row("model", structure_row(gen, train, data_sse, seed, tm), setup))
+    if pots:
+        gen, setup = backbones(run, lengths, run.options(potentials={}), seed=seed)
+        card.rows.append(Row("model · no size potential", structure_row(gen, train, data_sse, seed, tm), setup))
     if motifs:
         card.rows.append(motif_row(motif_run or run, val, motifs, motif_seg, seed))
     card.extra["data_sse"] = data_sse

@@ -197,7 +197,21 @@ def motif_rmsd(generated: np.ndarray, motif: np.ndarray) -> float:
     return float(math.sqrt(((fitted.coord - motif) ** 2).sum(1).mean()))
 
 
+LR_SEP, LR_CUTOFF = 12, 10.0  # long-range contact: |i − j| >= 12 residues, Cα–Cα < 10 Å
+
+
+def long_range_contacts(structs: list[np.ndarray]) -> float:
+    """Fraction of residue pairs ``|i − j| ≥ 12`` closer than 10 Å, pooled over chains: how much a
+    chain folds back on itself (0 for a straight one; ~0.08 for the embedded 64-residue windows)."""
+    hits = total = 0
+    for ca in structs:
+        i, j = np.triu_indices(len(ca), LR_SEP)
+        hits += int((np.linalg.norm(ca[i] - ca[j], axis=-1) < LR_CUTOFF).sum())
+        total += len(i)
+    return hits / max(total, 1)
+
+
 def geometry(structs: list[np.ndarray], reference: list[np.ndarray] | None = None) -> dict[str, float]:
-    """Bond validity, clash rates, Rg (to the law and to the reference) and SSE fractions."""
+    """Bond validity, clash rates, Rg (to the law and to the reference), long-range contacts and SSE fractions."""
     return {"bond_valid": bond_validity(structs), **clash_rates(structs), **rg_metrics(structs, reference),
-            **sse_fractions(structs)}
+            "lr_contacts": long_range_contacts(structs), **sse_fractions(structs)}

@@ -67,9 +67,11 @@ class ProteinPlugin:
     @panflow.hookimpl
     def panflow_register(self, registry) -> None:
         from .known import MotifKnown
+        from .rg_potential import RgPotential
 
         if panflow.KNOWN_SAMPLERS.get("motif") is not MotifKnown:
             panflow.register_known_sampler(MotifKnown)
+        panflow.register_potential(RgPotential)
         registry.add_objective(Objective(
             "rotflow", lambda spec, cfg, dom: lazy("panflow_protein.objective:RotatingFlow")(
                 registry.objective("flow").build(spec, cfg, dom), **{"aux_weight": AUX_WEIGHT, **cfg.flow.objective_options}),

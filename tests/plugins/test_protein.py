@@ -324,6 +324,20 @@ def test_internal_encoder_trains_and_samples_and_bad_options_are_named(tmp_path)
     assert run.spec.shape[1] == 5 and run.contract["encoder"]["type"] == "internal"
     gen, _ = run.generate(2, run.options(nfe=2), cond={"residues": torch.ones(2, run.spec.shape[0])})
     assert gen.x.shape == (2, run.spec.shape[0], 3) and torch.isfinite(gen.x).all()
+    # the command line samples it under the rg potential and records it; bad names and options are named
+    import json
+
+    from panflow.cli import main
+
+    mask = np.zeros((1, run.spec.shape[0]), np.float32)
+    mask[0, :40] = 1
+    np.savez(tmp_path / "len40.npz", residues=mask)
+    base = ["sample", str(tmp_path / "run"), "--n", "2", "--nfe", "4", "--cond", str(tmp_path / "len40.npz")]
+    assert main([*base, "--out", str(tmp_path / "s"), "--potential", "rg:weight=1,t_max=0.98,a=6"]) == 0
+    used = json.loads((tmp_path / "s" / "sampling.json").read_text())["potentials"]
+    assert used == {"rg": {"weight": 1.0, "t_max": 0.98, "a": 6.0}}
+    assert main([*base, "--out", str(tmp_path / "s2"), "--potential", "rgg"]) == 2
+    assert main([*base, "--out", str(tmp_path / "s3"), "--potential", "rg:wieght=1"]) == 2
 
 
 def test_benchmark_smoke_internal_backbones_cartesian_motifs(tmp_path):
@@ -334,7 +348,12 @@ def test_benchmark_smoke_internal_backbones_cartesian_motifs(tmp_path):
     paths = run_benchmarks(["protein"], "smoke", tmp_path, log=lambda m: None)
     result = json.loads(paths["protein"].read_text())
     roles = [r["role"] for r in result["rows"]]
-    assert {"floor", "baseline", "model", "model · motif", "model · ensemble"} <= set(roles)
+    assert {"floor", "baseline", "model", "model · no size potential", "model · motif", "model · ensemble"} <= set(roles)
+    rows = {r["role"]: r for r in result["rows"]}
+    pot = rows["model"]["setup"]["potentials"]["rg"]  # the target law fitted to the training windows
+    assert pot["weight"] == 1.0 and pot["t_max"] == 0.98 and pot["a"] > 0 and pot["sd"] > 0
+    assert rows["model · no size potential"]["setup"]["potentials"] == {}
+    assert all("lr_contacts" in rows[k]["metrics"] for k in ("floor", "baseline", "model"))
     training = result["training"]
     assert training["backbones"]["coords"] == "internal" and training["ensemble"]["coords"] == "internal"
     assert training["motif"]["coords"] == "cartesian"
@@ -437,3 +456,41 @@ def test_rotating_flow_aux_loss_is_finite_on_vp_paths(schedule):
     assert torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(model.weight.grad).all()
+
+
+def test_rg_potential_steps_internal_and_cartesian_chains_to_the_target_size():
+    from panflow import ConfigError
+    from panflow.potentials import gauss_newton_step
+    from panflow_protein.angle_objective import radius_of_gyration
+    from panflow_protein.internal import encode_internal
+    from panflow_protein.rg_potential import RgPotential
+
+    x = torch.stack([torch.tensor(w) for w in random_walks([40, 40], seed=3)]).double()  # [2, 40, 3] Å
+    mask = torch.cat([torch.ones(2, 30), torch.zeros(2, 10)], 1)  # 30 real residues, 10 padding
+    rg = radius_of_gyration(x, mask.double())
+    target = 0.8 * float(rg.mean())
+    residual = RgPotential(a=target, b=0.0).bind({"residues": mask}, 2, None)  # Rg* = a · N^0 = target
+    for z in (encode_internal(x), x / 10.0):  # internal coordinates (through NeRF) and Cartesian nm
+        r0 = residual(z)
+        assert torch.allclose(r0, torch.log(rg / target))
+        step = gauss_newton_step(residual, z, 1.0)
+        assert (residual(z + step).abs() < 0.3 * r0.abs()).all()  # one step removes most of the size error
+        assert float(step[:, 30:].abs().max()) == 0.0  # padding is not part of the chain's size
+    with pytest.raises(ConfigError, match="protein chains"):
+        residual(torch.zeros(2, 40, 4))
+    with pytest.raises(ConfigError, match="a > 0"):
+        RgPotential(a=-1.0)
+
+
+def test_size_law_recovers_a_power_law_and_its_spread():
+    from panflow_protein.rg_potential import size_law
+
+    chains = []
+    for k, n in enumerate((20, 30, 45, 64, 90)):
+        w = random_walks([n], seed=k)[0]
+        w = w - w.mean(0)
+        chains.append(w * (3.0 * n ** 0.4) / M.radius_of_gyration(w))
+    law = size_law(chains)
+    assert law["a"] == pytest.approx(3.0, rel=1e-6) and law["b"] == pytest.approx(0.4, abs=1e-6) and law["sd"] < 1e-6
+    chains[0] = chains[0] * 1.2
+    assert size_law(chains)["sd"] > 0.01

@@ -43,6 +43,23 @@ def _label_arg(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a class id or 'null', got {value!r}") from None
 
 
+def _potential_arg(value: str) -> tuple[str, dict]:
+    """``--potential NAME[:key=value,...]``: a registered potential and its options (numbers as floats)."""
+    name, _, rest = value.partition(":")
+    opts: dict = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, v = item.partition("=")
+        if not eq or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected NAME[:key=value,...], got {value!r}")
+        try:
+            opts[key.strip()] = float(v)
+        except ValueError:
+            opts[key.strip()] = v.strip()
+    if not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME[:key=value,...], got {value!r}")
+    return name.strip(), opts
+
+
 def _positive(**values: int | None) -> None:
     for name, v in values.items():
         if v is not None and v < 1:
@@ -181,7 +198,8 @@ def _sample(args) -> int:
                           if k else f"--label needs a class-conditional model; run {args.run_dir} has no label")
     opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale,
                        inpaint=args.inpaint, resample=args.resample, temperature=args.temperature,
-                       top_p=args.top_p, remask=args.remask, order_noise=args.order_noise)
+                       top_p=args.top_p, remask=args.remask, order_noise=args.order_noise,
+                       potentials=dict(args.potential) if args.potential else None)
     if args.nfe is not None and opts.solver == "dopri5":
         raise PanflowError("dopri5 is adaptive and chooses its own NFE; drop --nfe (the NFE it used is reported)")
     if args.noise_scale is not None and opts.solver != "sde":
@@ -364,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inpaint", help="how known parts are held: trained (default), or training-free "
                    "replacement | repaint (see --resample)")
     s.add_argument("--resample", type=int, help="repaint: takes of each step (multiplies the NFE; default 10)")
+    s.add_argument("--potential", type=_potential_arg, action="append", metavar="NAME[:key=value,...]",
+                   help="steer sampling by a registered potential, e.g. rg:weight=1,t_max=0.98 (repeatable; "
+                   "replaces the run's sample.potentials)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out")
     s.add_argument("--device")
