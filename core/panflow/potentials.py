@@ -17,7 +17,8 @@ sampling under composable differentiable constraints) acting on the clean-sample
 reconstruction guidance (Chung et al. 2023, "Diffusion posterior sampling", ICLR). Stopping at
 ``t_max < 1`` leaves the last stretch of the flow to the model alone: the velocity correction
 grows like ``1 / (1 − t)``, and the model's own late steps restore the local detail a global
-constraint disturbs.
+constraint disturbs. An evaluation at ``s = 1`` itself (Heun's last corrector) is never steered,
+for the same reason.
 
 It steers; it does not sample the exact conditional: on a correlated Gaussian (ρ = 0.8) held to
 ``a = 1.5`` this way, ``a`` ends exactly at 1.5 while the mean of ``b`` reaches 0.48, not the
@@ -132,7 +133,7 @@ def with_potentials(vel: Velocity, potentials: dict, path, t_eps: float, cond: d
         x1 = path.convert(v, "velocity", "data", x, tc)
         moved = False
         for residual, w, t_max in active:
-            on = s.reshape(-1) <= t_max
+            on = (s.reshape(-1) <= t_max) & (s.reshape(-1) < 1.0)  # at s = 1 the correction would be divided by 1 − t ≈ 0
             if w == 0 or not bool(on.any()):
                 continue
             x1 = x1 + gauss_newton_step(residual, x1, w) * on.reshape(-1, *([1] * (x.dim() - 1))).to(x1.dtype)

@@ -16,7 +16,7 @@ from panflow import Row, Run, ScoreCard
 from . import metrics as M
 from .baseline import random_walks
 from .io import sample_lengths
-from .rg_potential import size_law
+from .potentials import size_law
 from .tasks import backbones, holds_positions, scaffold
 
 

@@ -103,3 +103,19 @@ def test_masked_diffusion_refuses_potentials():
     with pytest.raises(ConfigError, match="continuous flow"):
         obj.generate(lambda z, t, c: torch.zeros(*z.shape, 6), (2, 4),
                      SampleOptions(solver="ancestral", nfe=4, potentials={FirstCoordinate.name: {}}))
+
+
+def test_the_data_end_itself_is_never_steered():
+    from panflow import AffinePath
+    from panflow.potentials import with_potentials
+
+    def vel(x, t, s):
+        return torch.ones_like(x)
+
+    f = with_potentials(vel, {FirstCoordinate.name: {"value": A}}, AffinePath("linear"), 1e-4, {}, 3)
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    one, half = torch.ones(3, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64)
+    assert torch.equal(f(x, one, one), vel(x, one, one))  # a correction there would be divided by 1 − t ≈ 0
+    assert not torch.equal(f(x, half, half), vel(x, half, half))
+    steered = _sample({FirstCoordinate.name: {"value": A}}, solver="heun", nfe=32)  # heun evaluates s = 1
+    assert torch.isfinite(steered).all() and float((steered[:, 0] - A).abs().mean()) < 0.1

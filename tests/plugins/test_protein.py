@@ -355,7 +355,7 @@ def test_benchmark_smoke_internal_backbones_cartesian_motifs(tmp_path):
     assert rows["model · no size potential"]["setup"]["potentials"] == {}
     assert all("lr_contacts" in rows[k]["metrics"] for k in ("floor", "baseline", "model"))
     training = result["training"]
-    assert training["backbones"]["coords"] == "internal" and training["ensemble"]["coords"] == "internal"
+    assert training["backbones"]["coords"] == "internal" and training["ensemble"]["coords"] == "cartesian"
     assert training["motif"]["coords"] == "cartesian"
     motif = next(r for r in result["rows"] if r["role"] == "model · motif")["metrics"]
     assert motif["motif_rmsd"] < 1e-3  # held at their positions by the Cartesian model
@@ -463,7 +463,7 @@ def test_rg_potential_steps_internal_and_cartesian_chains_to_the_target_size():
     from panflow.potentials import gauss_newton_step
     from panflow_protein.angle_objective import radius_of_gyration
     from panflow_protein.internal import encode_internal
-    from panflow_protein.rg_potential import RgPotential
+    from panflow_protein.potentials import RgPotential
 
     x = torch.stack([torch.tensor(w) for w in random_walks([40, 40], seed=3)]).double()  # [2, 40, 3] Å
     mask = torch.cat([torch.ones(2, 30), torch.zeros(2, 10)], 1)  # 30 real residues, 10 padding
@@ -483,7 +483,7 @@ def test_rg_potential_steps_internal_and_cartesian_chains_to_the_target_size():
 
 
 def test_size_law_recovers_a_power_law_and_its_spread():
-    from panflow_protein.rg_potential import size_law
+    from panflow_protein.potentials import size_law
 
     chains = []
     for k, n in enumerate((20, 30, 45, 64, 90)):
@@ -494,3 +494,21 @@ def test_size_law_recovers_a_power_law_and_its_spread():
     assert law["a"] == pytest.approx(3.0, rel=1e-6) and law["b"] == pytest.approx(0.4, abs=1e-6) and law["sd"] < 1e-6
     chains[0] = chains[0] * 1.2
     assert size_law(chains)["sd"] > 0.01
+
+
+def test_bond_potential_steps_consecutive_distances_to_3_8_angstrom():
+    from panflow.potentials import gauss_newton_step
+    from panflow_protein.internal import encode_internal
+    from panflow_protein.potentials import BondPotential
+
+    walk = torch.tensor(random_walks([30], seed=5)[0]).double()[None]
+    noisy = walk + 0.15 * torch.randn(walk.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    residual = BondPotential().bind({"residues": torch.ones(1, 30)}, 1, None)
+    for z in (noisy / 10.0, encode_internal(noisy)):  # Cartesian nm, internal coordinates (bond channel)
+        r0 = residual(z)
+        assert 0.1 < float(r0) < 0.5  # RMS bond error in Å
+        z1 = z
+        for _ in range(3):
+            z1 = z1 + gauss_newton_step(residual, z1, 1.0)
+        assert float(residual(z1)) < 0.1 * float(r0)  # well inside the 0.1 Å bond tolerance
+    assert float(residual(walk / 10.0)) < 1e-5  # an ideal chain is already satisfied
