@@ -46,13 +46,14 @@ def motif_tasks(val_structs, n_tasks: int, seg: int, seed: int):
     return tasks
 
 
-def motif_row(run: Run, val: list[np.ndarray], motifs: int, motif_seg: int, seed: int) -> Row:
+def motif_row(run: Run, val: list[np.ndarray], motifs: int, motif_seg: int, seed: int,
+              potentials: dict | None = None, role: str = "model · motif") -> Row:
     """``model · motif``: scaffolds around two held-out segments of ``motif_seg`` residues (Cartesian
-    runs only: the given residues are held at their positions)."""
+    runs only: the given residues are held at their positions); ``potentials`` replace the run's."""
     rmsd, valid, junction, clash = [], [], [], []
     t0 = time.perf_counter()
     for k, (motif, pos, length) in enumerate(motif_tasks(val, motifs, motif_seg, seed)):
-        out, setup_m = scaffold(run, motif, pos, length, 4, run.options(), seed=seed + k)
+        out, setup_m = scaffold(run, motif, pos, length, 4, run.options(potentials=potentials), seed=seed + k)
         for s in out:
             rmsd.append(M.motif_rmsd(s[pos], motif))
             d = M.bond_lengths(s)
@@ -61,7 +62,7 @@ def motif_row(run: Run, val: list[np.ndarray], motifs: int, motif_seg: int, seed
             edges = [p for p in (pos[0] - 1, pos[motif_seg - 1], pos[motif_seg] - 1, pos[-1]) if 0 <= p < len(d)]
             junction.append(ok[edges].mean())
             clash.append(M.clash_rates([s])["clash_rate"])
-    return Row("model · motif", {"motif_rmsd": float(np.max(rmsd)), "bond_valid": float(np.mean(valid)),
+    return Row(role, {"motif_rmsd": float(np.max(rmsd)), "bond_valid": float(np.mean(valid)),
                                  "junction_bond_valid": float(np.mean(junction)), "clash_rate": float(np.mean(clash))},
                {**setup_m, "n": len(rmsd), "tasks": motifs, "motif": f"2 x {motif_seg} residues",
                 "wall_s": time.perf_counter() - t0})
@@ -75,12 +76,13 @@ def size_potentials(train: list[np.ndarray], options: dict | None) -> dict:
 
 def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=None, motifs: int = 4,
                        motif_seg: int = 8, tm: bool = True, motif_run: Run | None = None,
-                       size_potential: dict | None = None) -> ScoreCard:
+                       size_potential: dict | None = None, motif_potentials: dict | None = None) -> ScoreCard:
     """Backbone rows from ``run``; the motif row from ``motif_run`` (default ``run``; it must be a
     Cartesian run), or none when ``motifs`` is 0 or ``run`` is internal-coordinate and no
     ``motif_run`` is given. With ``size_potential`` (``{"weight", "t_max"}``) the model samples under
     the ``rg`` potential, its target fitted to the training chains, and a ``model · no size
-    potential`` row shows the same model without it."""
+    potential`` row shows the same model without it; ``motif_potentials`` add a motif row sampled
+    under them (e.g. ``{"bond": {...}}``)."""
     if motif_run is None and not holds_positions(run):
         motifs = 0
     bundle = bundle or run.load_data()
@@ -107,6 +109,9 @@ def evaluate_backbones(run: Run, n: int | None = None, seed: int = 0, bundle=Non
         card.rows.append(Row("model · no size potential", structure_row(gen, train, data_sse, seed, tm), setup))
     if motifs:
         card.rows.append(motif_row(motif_run or run, val, motifs, motif_seg, seed))
+        if motif_potentials:
+            card.rows.append(motif_row(motif_run or run, val, motifs, motif_seg, seed, motif_potentials,
+                                       f"model · motif + {' + '.join(motif_potentials)} potential"))
     card.extra["data_sse"] = data_sse
     card.extra["tm_index_fallbacks"] = M.TM_FALLBACKS[0]  # pairs scored residue-by-index (no structural anchor)
     card.extra["sse_skipped_chains"] = M.SSE_SKIPPED[0]  # wider than an extended chain: coil without P-SEA

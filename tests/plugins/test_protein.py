@@ -358,6 +358,8 @@ def test_benchmark_smoke_internal_backbones_cartesian_motifs(tmp_path):
     assert training["backbones"]["coords"] == "internal" and training["ensemble"]["coords"] == "cartesian"
     assert training["motif"]["coords"] == "cartesian"
     motif = next(r for r in result["rows"] if r["role"] == "model · motif")["metrics"]
+    bonded = rows["model · motif + bond potential"]
+    assert bonded["metrics"]["motif_rmsd"] < 1e-3 and bonded["setup"]["potentials"] == {"bond": {"weight": 1.0, "t_max": 1.0}}
     assert motif["motif_rmsd"] < 1e-3  # held at their positions by the Cartesian model
     from panflow import get_registry
 
