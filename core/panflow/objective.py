@@ -193,12 +193,13 @@ class FlowObjective:
         vel = self._guided(model, cond, opts, b, device)
         return lambda x, s: vel(x, self.model_time(s, None, x.shape[0]), s)
 
-    def _guided(self, model, cond, opts: SampleOptions, batch: int, device, generator=None):
-        """``f(x, t, s) -> v``: the model's velocity with the given conditions, guidance and potentials."""
+    def _guided(self, model, cond, opts: SampleOptions, batch: int, device, generator=None, hold=None):
+        """``f(x, t, s) -> v``: the model's velocity with the given conditions, guidance and potentials
+        (``hold``: known elements, which the potentials' steps leave alone)."""
         conds = prepare_cond(self.conditions, cond, batch, device)
         vel = guided_velocity(self.model_velocity(model), self.conditions, conds,
                               guidance_groups(self.conditions, opts), opts.guidance_interval)
-        return with_potentials(vel, opts.potentials, self.path, self.t_eps, conds, batch, generator)
+        return with_potentials(vel, opts.potentials, self.path, self.t_eps, conds, batch, generator, hold)
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, shape: tuple[int, ...], opts: SampleOptions,
@@ -214,12 +215,14 @@ class FlowObjective:
         solver = get_solver(opts.solver)
         x0 = torch.randn(shape, generator=generator, device=device)
         b = shape[0]
-        vel = self._guided(model, cond, opts, b, device, generator)
         if known is None:
+            vel = self._guided(model, cond, opts, b, device, generator)
             return solver.run(lambda x, s: vel(x, self.model_time(s, None, b), s), x0, opts, path=self.path,
                               generator=generator)
         known = check_known(known, x_known, tuple(shape), self.time_shape).to(device)
-        problem = InpaintProblem(vel, self.model_time, self.path, known, expand_known(known, x0),
+        hold = expand_known(known, x0)
+        vel = self._guided(model, cond, opts, b, device, generator, hold)
+        problem = InpaintProblem(vel, self.model_time, self.path, known, hold,
                                  x_known.to(device=device, dtype=x0.dtype), x0, opts, generator)
         return get_inpaint_method(opts.inpaint).run(problem)
 

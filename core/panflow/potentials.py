@@ -94,8 +94,11 @@ def refuse_potentials(opts, what: str) -> None:
                           "estimate to move: drop sample.potentials")
 
 
-def gauss_newton_step(residual: Residual, x1: torch.Tensor, weight: float) -> torch.Tensor:
-    """``−weight · r ∇r / |∇r|²`` at ``x1 [B, *shape]`` (0 where the gradient vanishes)."""
+def gauss_newton_step(residual: Residual, x1: torch.Tensor, weight: float,
+                      free: torch.Tensor | None = None) -> torch.Tensor:
+    """``−weight · r ∇r / |∇r|²`` at ``x1 [B, *shape]`` (0 where the gradient vanishes). ``free``
+    (bool, shaped like ``x1``) restricts the step to the elements that may move: held (known)
+    elements neither move nor absorb part of the correction."""
     with torch.enable_grad():
         z = x1.detach().requires_grad_(True)
         e = residual(z)
@@ -103,29 +106,39 @@ def gauss_newton_step(residual: Residual, x1: torch.Tensor, weight: float) -> to
             raise ConfigError(f"a potential's residual must have shape [B] = [{x1.shape[0]}], got {list(e.shape)}")
         (grad,) = torch.autograd.grad(e.sum(), z)
     e, grad = e.detach(), grad.detach()
+    if free is not None:
+        grad = grad * free.to(grad.dtype)
     norm2 = grad.flatten(1).pow(2).sum(1)
     scale = torch.where(norm2 > 0, -weight * e / norm2.clamp_min(1e-30), torch.zeros_like(e))
     return scale.reshape(-1, *([1] * (x1.dim() - 1))).to(x1.dtype) * grad.to(x1.dtype)
 
 
 def with_potentials(vel: Velocity, potentials: dict, path, t_eps: float, cond: dict, batch: int,
-                    generator: torch.Generator | None = None) -> Velocity:
+                    generator: torch.Generator | None = None, hold: torch.Tensor | None = None) -> Velocity:
     """``vel(x, t, s)`` with every potential's Gauss–Newton step on the clean estimate where ``s <= t_max``.
 
     ``path`` converts between the velocity and the clean estimate (``x̂₁ = x_t + (1 − t) v`` on the
-    linear path); ``t`` is the model's time (``[B]`` or per element), clamped to ``[t_eps, 1 − t_eps]``.
+    linear path); ``t`` is the model's time (``[B]`` or per element), clamped to ``[t_eps, 1 − t_eps]``;
+    ``hold`` (bool, shaped like a sample batch) marks known elements, which the step leaves alone.
+    Potentials of weight 0 are not built at all (so they draw nothing from ``generator``).
     """
     if not potentials:
         return vel
     check_potential_options(potentials)
+    free = None if hold is None else ~hold.bool()
     active = []
     for name, o in potentials.items():
+        if float(o.get("weight", 1.0)) == 0:
+            get_potential(name)  # an unknown name is still an error
+            continue
         extra = {k: v for k, v in o.items() if k not in RESERVED}
         try:
             pot = get_potential(name)(**extra)
         except TypeError as e:  # an option the potential does not take
             raise ConfigError(f"potential '{name}': {e}") from None
         active.append((pot.bind(cond, batch, generator), float(o.get("weight", 1.0)), float(o.get("t_max", 1.0))))
+    if not active:
+        return vel
 
     def f(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         v = vel(x, t, s)
@@ -134,9 +147,9 @@ def with_potentials(vel: Velocity, potentials: dict, path, t_eps: float, cond: d
         moved = False
         for residual, w, t_max in active:
             on = (s.reshape(-1) <= t_max) & (s.reshape(-1) < 1.0)  # at s = 1 the correction would be divided by 1 − t ≈ 0
-            if w == 0 or not bool(on.any()):
+            if not bool(on.any()):
                 continue
-            x1 = x1 + gauss_newton_step(residual, x1, w) * on.reshape(-1, *([1] * (x.dim() - 1))).to(x1.dtype)
+            x1 = x1 + gauss_newton_step(residual, x1, w, free) * on.reshape(-1, *([1] * (x.dim() - 1))).to(x1.dtype)
             moved = True
         return path.convert(x1, "data", "velocity", x, tc) if moved else v
 

@@ -30,7 +30,14 @@ import torch
 from panflow import ConfigError, Potential
 
 from .angle_objective import radius_of_gyration
+from .backbone import residue_mask
 from .internal import BOND, BOND_SCALE, CHANNELS, decode_internal
+
+
+def _real(cond: dict, z: torch.Tensor) -> torch.Tensor:
+    """``[B, L]`` float64: the real residues, read exactly as the backbone reads them (a null or
+    all-zero ``residues`` row means "all real")."""
+    return residue_mask(cond, z.shape[0], z.shape[1], z.device).double()
 
 
 def size_law(structs: list[np.ndarray]) -> dict[str, float]:
@@ -58,14 +65,10 @@ class RgPotential(Potential):
         return decode_internal(z.double()) if z.shape[-1] == CHANNELS else z.double() * self.scale
 
     def bind(self, cond: dict, batch: int, generator: torch.Generator | None):
-        mask = cond.get("residues")
-        null = cond.get("residues.null")
         eps = torch.randn(batch, generator=generator, device=generator.device if generator is not None else "cpu")
 
         def residual(z: torch.Tensor) -> torch.Tensor:
-            m = torch.ones(z.shape[:2], dtype=torch.float64, device=z.device) if mask is None else (mask > 0.5).double()
-            if null is not None:
-                m = torch.where(null.reshape(-1, 1).bool(), torch.ones_like(m), m)
+            m = _real(cond, z)
             n = m.sum(1).clamp_min(1.0)
             log_target = math.log(self.a) + self.b * torch.log(n) + self.sd * eps.to(z.device, torch.float64)
             rg = radius_of_gyration(self._angstrom(z), m)
@@ -83,15 +86,10 @@ class BondPotential(Potential):
         self.length, self.scale = float(length), float(scale)
 
     def bind(self, cond: dict, batch: int, generator: torch.Generator | None):
-        mask = cond.get("residues")
-        null = cond.get("residues.null")
-
         def residual(z: torch.Tensor) -> torch.Tensor:
             if z.dim() != 3 or z.shape[-1] not in (3, CHANNELS):
                 raise ConfigError(f"potential 'bond' works on protein chains [B, L, 3 or {CHANNELS}], got {list(z.shape)}")
-            m = torch.ones(z.shape[:2], dtype=torch.float64, device=z.device) if mask is None else (mask > 0.5).double()
-            if null is not None:
-                m = torch.where(null.reshape(-1, 1).bool(), torch.ones_like(m), m)
+            m = _real(cond, z)
             pair = m[:, 1:] * m[:, :-1]
             if z.shape[-1] == CHANNELS:   # the bond channel of residue i is |x_i − x_{i−1}|
                 d = BOND + BOND_SCALE * z[:, 1:, 4].double()

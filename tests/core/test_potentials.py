@@ -119,3 +119,37 @@ def test_the_data_end_itself_is_never_steered():
     assert not torch.equal(f(x, half, half), vel(x, half, half))
     steered = _sample({FirstCoordinate.name: {"value": A}}, solver="heun", nfe=32)  # heun evaluates s = 1
     assert torch.isfinite(steered).all() and float((steered[:, 0] - A).abs().mean()) < 0.1
+
+
+class Total(Potential):
+    """``r = x[:, 0] + x[:, 1] − value``: a constraint that involves a known element."""
+
+    name = "test-total"
+
+    def __init__(self, value: float = 0.0):
+        self.value = float(value)
+
+    def bind(self, cond, batch, generator):
+        return lambda x: x[:, 0] + x[:, 1] - self.value
+
+
+def test_known_elements_neither_move_nor_absorb_the_step():
+    register_potential(Total)
+    try:
+        known = torch.zeros(N, 2, dtype=torch.bool)
+        known[:, 0] = True
+        x_known = torch.zeros(N, 2, dtype=torch.float64)
+        x_known[:, 0] = A
+        torch.set_default_dtype(torch.float64)
+        try:
+            res = FlowObjective(time_shape=(2,)).generate(
+                JointGaussianOracle(COV, given=0), (N, 2),
+                SampleOptions(solver="euler", nfe=32, potentials={Total.name: {"value": 2 * A}}),
+                known=known, x_known=x_known, generator=torch.Generator().manual_seed(0))
+        finally:
+            torch.set_default_dtype(torch.float32)
+        assert torch.equal(res.x[:, 0], x_known[:, 0])
+        # the whole correction lands on the free element: the total is met exactly (half of it before)
+        assert torch.allclose(res.x[:, 1], torch.full((N,), A, dtype=torch.float64), atol=1e-9)
+    finally:
+        POTENTIALS.pop(Total.name, None)

@@ -338,6 +338,11 @@ def test_internal_encoder_trains_and_samples_and_bad_options_are_named(tmp_path)
     assert used == {"rg": {"weight": 1.0, "t_max": 0.98, "a": 6.0}}
     assert main([*base, "--out", str(tmp_path / "s2"), "--potential", "rgg"]) == 2
     assert main([*base, "--out", str(tmp_path / "s3"), "--potential", "rg:wieght=1"]) == 2
+    assert main([*base, "--out", str(tmp_path / "s4"), "--potential", "rg:a=6", "--potential", "rg:sd=0.1"]) == 2
+    from panflow.cli import _potential_arg
+
+    assert _potential_arg("bond:t_max=1,length=3.8,flag=true,tag=x") == (
+        "bond", {"t_max": 1, "length": 3.8, "flag": True, "tag": "x"})
 
 
 def test_benchmark_smoke_internal_backbones_cartesian_motifs(tmp_path):
@@ -480,6 +485,9 @@ def test_rg_potential_steps_internal_and_cartesian_chains_to_the_target_size():
         assert float(step[:, 30:].abs().max()) == 0.0  # padding is not part of the chain's size
     with pytest.raises(ConfigError, match="protein chains"):
         residual(torch.zeros(2, 40, 4))
+    # an all-zero residues row means "all real" to the backbone, and so to the potential
+    empty = RgPotential(a=target, b=0.0).bind({"residues": torch.zeros(2, 40)}, 2, None)
+    assert torch.allclose(empty(x / 10.0), torch.log(radius_of_gyration(x, torch.ones(2, 40, dtype=torch.float64)) / target))
     with pytest.raises(ConfigError, match="a > 0"):
         RgPotential(a=-1.0)
 

@@ -44,7 +44,10 @@ def _label_arg(value: str) -> int | str:
 
 
 def _potential_arg(value: str) -> tuple[str, dict]:
-    """``--potential NAME[:key=value,...]``: a registered potential and its options (numbers as floats)."""
+    """``--potential NAME[:key=value,...]``: a registered potential and its options (values read as
+    TOML scalars: 3 an int, 0.5 a float, true a bool, anything else a string)."""
+    import tomllib
+
     name, _, rest = value.partition(":")
     opts: dict = {}
     for item in filter(None, rest.split(",")):
@@ -52,12 +55,23 @@ def _potential_arg(value: str) -> tuple[str, dict]:
         if not eq or not key.strip():
             raise argparse.ArgumentTypeError(f"expected NAME[:key=value,...], got {value!r}")
         try:
-            opts[key.strip()] = float(v)
-        except ValueError:
+            opts[key.strip()] = tomllib.loads(f"v = {v.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
             opts[key.strip()] = v.strip()
     if not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME[:key=value,...], got {value!r}")
     return name.strip(), opts
+
+
+def _potentials(given: list | None) -> dict | None:
+    """``--potential`` arguments as ``SampleOptions.potentials``; a name given twice is an error."""
+    if not given:
+        return None
+    names = [n for n, _ in given]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"--potential {twice[0]} given twice: put all its options in one argument")
+    return dict(given)
 
 
 def _positive(**values: int | None) -> None:
@@ -199,7 +213,7 @@ def _sample(args) -> int:
     opts = run.options(solver=args.solver, nfe=args.nfe, guidance=args.guidance, noise_scale=args.noise_scale,
                        inpaint=args.inpaint, resample=args.resample, temperature=args.temperature,
                        top_p=args.top_p, remask=args.remask, order_noise=args.order_noise,
-                       potentials=dict(args.potential) if args.potential else None)
+                       potentials=_potentials(args.potential))
     if args.nfe is not None and opts.solver == "dopri5":
         raise PanflowError("dopri5 is adaptive and chooses its own NFE; drop --nfe (the NFE it used is reported)")
     if args.noise_scale is not None and opts.solver != "sde":
