@@ -153,3 +153,15 @@ def test_known_elements_neither_move_nor_absorb_the_step():
         assert torch.allclose(res.x[:, 1], torch.full((N,), A, dtype=torch.float64), atol=1e-9)
     finally:
         POTENTIALS.pop(Total.name, None)
+
+
+def test_a_run_config_with_an_unknown_potential_is_refused_before_training(tmp_path):
+    from panflow import build_config, train
+
+    cfg = build_config("toy2d", "smoke", overrides={"sample.potentials": {"test-first-coordinat": {}}})
+    with pytest.raises(ConfigError, match="test-first-coordinate"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    cfg = build_config("toy2d", "smoke", overrides={"sample.potentials": {FirstCoordinate.name: {"weight": -1}}})
+    with pytest.raises(ConfigError, match="weight"):
+        train(cfg, tmp_path / "run")
