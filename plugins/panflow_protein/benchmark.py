@@ -37,8 +37,8 @@ PREVIEW_N = 4  # chains per source drawn in report.html
 # (measured on the small model, heun/64: t_max 0.95 -> Rg ratio 1.07, 0.98 -> 1.02; SSE error 0.03 either way)
 SIZE_POTENTIAL = {"weight": 1.0, "t_max": 0.98}
 # motif scaffolds are also sampled under the bond potential to the end (a chemical constant, not a fitted
-# statistic); measured on the 1,500-step model: scaffold bonds 0.26 -> 0.57 valid, junctions 0.03 -> 0.38
-# (weight 2: 0.35, weight 4: 0.26 — the scalar RMS step overshoots)
+# statistic); measured on the 1,500-step model: scaffold bonds 0.26 -> 0.37 valid, junctions 0.03 -> 0.31
+# (weight 0.3: 0.34 / 0.08, weight 0.5: 0.47 / 0.16 — one scalar step per chain is a blunt tool here)
 MOTIF_POTENTIALS = {"bond": {"weight": 1.0, "t_max": 1.0}}
 # the ensemble model: Cartesian coordinates in the NMR frame (rotflow without rotations, nothing known), where an
 # internal-coordinate model inflates the RMSF at both termini (angle errors add up towards the chain ends)
