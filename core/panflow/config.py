@@ -286,12 +286,14 @@ def validate(cfg: RunConfig, solvers: tuple[str, ...] = ()) -> RunConfig:
                   "flow.time_sampler_options", f"time sampler '{cfg.flow.time_sampler}'")
     if solvers and cfg.sample.solver not in solvers:
         raise ConfigError(str(UnknownNameError("value of 'sample.solver'", cfg.sample.solver, solvers)))
-    from .potentials import POTENTIALS, check_potential_options  # refuse a bad [sample] before training, not after
+    from .potentials import check_potential_options, get_potential  # refuse a bad [sample] before training
 
     check_potential_options(cfg.sample.potentials)
     for name in cfg.sample.potentials:
-        if name not in POTENTIALS:
-            raise ConfigError(str(UnknownNameError("key of 'sample.potentials'", name, POTENTIALS)))
+        try:
+            get_potential(name)
+        except UnknownNameError as e:
+            raise ConfigError(f"sample.potentials: {e}") from None
     dev = cfg.train.device
     if dev != "auto" and not (dev in ("cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"config key 'train.device' = {dev!r}: expected auto, cpu, cuda, cuda:N or mps")

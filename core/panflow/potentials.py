@@ -31,6 +31,7 @@ A plugin adds one by subclassing :class:`Potential` and calling :func:`register_
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  #
 RESERVED = ("weight", "t_max")  # the step's own options; the rest go to the potential
 
 
-class Potential:
+class Potential(ABC):
     """A residual on the clean-sample estimate. Subclasses set ``name`` and implement :meth:`bind`;
     the constructor takes the options of ``SampleOptions.potentials[name]`` (less weight, t_max);
     the residual sees model space (what the encoder made of the data)."""
@@ -55,10 +56,10 @@ class Potential:
         if options:
             raise ConfigError(f"potential '{self.name}' takes no options, got {sorted(options)}")
 
+    @abstractmethod
     def bind(self, cond: dict[str, torch.Tensor], batch: int, generator: torch.Generator | None) -> Residual:
         """The residual ``r(x̂₁ [B, *shape]) -> [B]`` for one sampling call with these conditions;
         draw any per-sample targets here (``generator``), so they stay fixed along the trajectory."""
-        raise NotImplementedError
 
 
 POTENTIALS: NameTable = NameTable("potential", {})
@@ -128,12 +129,12 @@ def with_potentials(vel: Velocity, potentials: dict, path, t_eps: float, cond: d
     free = None if hold is None else ~hold.bool()
     active = []
     for name, o in potentials.items():
+        cls = get_potential(name)  # an unknown name is an error even at weight 0
         if float(o.get("weight", 1.0)) == 0:
-            get_potential(name)  # an unknown name is still an error
             continue
         extra = {k: v for k, v in o.items() if k not in RESERVED}
         try:
-            pot = get_potential(name)(**extra)
+            pot = cls(**extra)
         except TypeError as e:  # an option the potential does not take
             raise ConfigError(f"potential '{name}': {e}") from None
         active.append((pot.bind(cond, batch, generator), float(o.get("weight", 1.0)), float(o.get("t_max", 1.0))))

@@ -34,9 +34,11 @@ from .backbone import residue_mask
 from .internal import BOND, BOND_SCALE, CHANNELS, decode_internal
 
 
-def _real(cond: dict, z: torch.Tensor) -> torch.Tensor:
-    """``[B, L]`` float64: the real residues, read exactly as the backbone reads them (a null or
-    all-zero ``residues`` row means "all real")."""
+def _real(cond: dict, z: torch.Tensor, potential: str) -> torch.Tensor:
+    """``[B, L]`` float64: the real residues of the chains ``z [B, L, 3 or 5]`` (checked), read exactly
+    as the backbone reads them (a null or all-zero ``residues`` row means "all real")."""
+    if z.dim() != 3 or z.shape[-1] not in (3, CHANNELS):
+        raise ConfigError(f"potential '{potential}' works on protein chains [B, L, 3 or {CHANNELS}], got {list(z.shape)}")
     return residue_mask(cond, z.shape[0], z.shape[1], z.device).double()
 
 
@@ -60,15 +62,13 @@ class RgPotential(Potential):
         self.a, self.b, self.sd, self.scale = float(a), float(b), float(sd), float(scale)
 
     def _angstrom(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 3 or z.shape[-1] not in (3, CHANNELS):
-            raise ConfigError(f"potential 'rg' works on protein chains [B, L, 3 or {CHANNELS}], got {list(z.shape)}")
         return decode_internal(z.double()) if z.shape[-1] == CHANNELS else z.double() * self.scale
 
     def bind(self, cond: dict, batch: int, generator: torch.Generator | None):
         eps = torch.randn(batch, generator=generator, device=generator.device if generator is not None else "cpu")
 
         def residual(z: torch.Tensor) -> torch.Tensor:
-            m = _real(cond, z)
+            m = _real(cond, z, self.name)
             n = m.sum(1).clamp_min(1.0)
             log_target = math.log(self.a) + self.b * torch.log(n) + self.sd * eps.to(z.device, torch.float64)
             rg = radius_of_gyration(self._angstrom(z), m)
@@ -87,9 +87,7 @@ class BondPotential(Potential):
 
     def bind(self, cond: dict, batch: int, generator: torch.Generator | None):
         def residual(z: torch.Tensor) -> torch.Tensor:
-            if z.dim() != 3 or z.shape[-1] not in (3, CHANNELS):
-                raise ConfigError(f"potential 'bond' works on protein chains [B, L, 3 or {CHANNELS}], got {list(z.shape)}")
-            m = _real(cond, z)
+            m = _real(cond, z, self.name)
             pair = m[:, 1:] * m[:, :-1]
             if z.shape[-1] == CHANNELS:   # the bond channel of residue i is |x_i − x_{i−1}|
                 d = BOND + BOND_SCALE * z[:, 1:, 4].double()

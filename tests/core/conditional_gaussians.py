@@ -10,6 +10,25 @@ from __future__ import annotations
 import torch
 
 
+def sample_pairs(model: torch.nn.Module, n: int, opts, first: float | None = None):
+    """Draw ``n`` samples of a 2-D field in float64 with per-element time (seed 0); ``first`` holds
+    coordinate 0 at that value as a known part. Returns the :class:`panflow.SampleResult`."""
+    from panflow import FlowObjective
+
+    kw = {}
+    if first is not None:
+        known = torch.zeros(n, 2, dtype=torch.bool)
+        known[:, 0] = True
+        x_known = torch.zeros(n, 2, dtype=torch.float64)
+        x_known[:, 0] = first
+        kw = {"known": known, "x_known": x_known}
+    torch.set_default_dtype(torch.float64)
+    try:
+        return FlowObjective(time_shape=(2,)).generate(model, (n, 2), opts, generator=torch.Generator().manual_seed(0), **kw)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
 def gaussian_velocity(x: torch.Tensor, t: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     """Optimal rectified-flow velocity for ``N(mean, cov)`` data; ``x [B, d]``, ``t [B]``, ``mean [B, d] or [d]``."""
     d = x.shape[-1]
